@@ -1,0 +1,154 @@
+//! Balancing algorithms: choose one backend of a pool for one request.
+//!
+//! A [`Balancer`] is built once per membership change from the pool's [`Backend`]s and
+//! their shared live [`BackendStats`] (atomics that the proxy updates and that survive
+//! rebuilds), then `pick` is called on the hot path. `pick` takes no lock and does no I/O:
+//! the caller supplies the time and the randomness in a [`PickContext`], which keeps every
+//! algorithm a deterministic function that property tests can drive.
+
+mod stats;
+
+pub use stats::BackendStats;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// One backend (instance) as the balancer sees it at build time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    /// Stable identity: consistent hashing and sticky cookies key on it.
+    pub id: String,
+    /// Where to connect, `host:port`.
+    pub addr: String,
+    /// Relative weight, at least 1. Default 1.
+    pub weight: u32,
+    /// Zone label, used by zone-aware balancing.
+    pub zone: Option<String>,
+}
+
+/// The balancing algorithm of a pool. Names are the ones written in the config file and
+/// on the command line (`round-robin`, `least-request`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Algorithm {
+    /// Each backend in turn; weights ignored.
+    RoundRobin,
+    /// Smooth weighted round-robin (nginx): weights honoured, picks interleaved.
+    WeightedRoundRobin,
+    /// Fewest in-flight requests relative to weight.
+    LeastConnections,
+    /// Uniform random (weighted by weight).
+    Random,
+    /// Power of two choices on in-flight requests.
+    LeastRequest,
+    /// Lowest peak-EWMA latency times (in-flight + 1).
+    PeakEwma,
+    /// Hash of the client IP.
+    IpHash,
+    /// Consistent hash (ring) of a header, cookie or the path; see [`HashOn`].
+    ConsistentHash,
+}
+
+impl Algorithm {
+    /// Every algorithm, in documentation order.
+    pub const ALL: [Algorithm; 8] = [
+        Algorithm::RoundRobin,
+        Algorithm::WeightedRoundRobin,
+        Algorithm::LeastConnections,
+        Algorithm::Random,
+        Algorithm::LeastRequest,
+        Algorithm::PeakEwma,
+        Algorithm::IpHash,
+        Algorithm::ConsistentHash,
+    ];
+
+    /// The config-file name of the algorithm.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::RoundRobin => "round-robin",
+            Algorithm::WeightedRoundRobin => "weighted-round-robin",
+            Algorithm::LeastConnections => "least-connections",
+            Algorithm::Random => "random",
+            Algorithm::LeastRequest => "least-request",
+            Algorithm::PeakEwma => "peak-ewma",
+            Algorithm::IpHash => "ip-hash",
+            Algorithm::ConsistentHash => "consistent-hash",
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An algorithm name that is not one of [`Algorithm::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown balance algorithm {given:?}; expected one of: {}", Algorithm::ALL.map(Algorithm::name).join(", "))]
+pub struct UnknownAlgorithm {
+    /// The name that was given.
+    pub given: String,
+}
+
+impl FromStr for Algorithm {
+    type Err = UnknownAlgorithm;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| UnknownAlgorithm { given: s.to_string() })
+    }
+}
+
+/// What a consistent-hash pool hashes: the proxy extracts it and passes it as
+/// [`PickContext::hash_key`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HashOn {
+    /// The value of this request header.
+    Header(String),
+    /// The value of this cookie.
+    Cookie(String),
+    /// The request path (without the query).
+    Path,
+}
+
+/// Pool-level options that shape every pick, whatever the algorithm.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BalanceOptions {
+    /// New backends ramp their weight up linearly over this window (None: no ramp).
+    pub slow_start: Option<Duration>,
+    /// When the fraction of eligible backends falls below this (0.0–1.0), pick among all
+    /// backends instead ("panic mode"). Default 0.5; 0.0 disables panic mode.
+    pub panic_threshold: f64,
+}
+
+impl Default for BalanceOptions {
+    fn default() -> Self {
+        BalanceOptions { slow_start: None, panic_threshold: 0.5 }
+    }
+}
+
+/// Per-request inputs to a pick. The caller supplies time and entropy so picks are pure.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PickContext<'a> {
+    /// Monotonic time since the caller's origin (the same origin as the stats' timestamps).
+    pub now: Duration,
+    /// Fresh random bits for this pick (e.g. `fastrand::u64(..)`).
+    pub rand: u64,
+    /// The client's address, for ip-hash.
+    pub client_ip: Option<IpAddr>,
+    /// The extracted hash key, for consistent-hash (see [`HashOn`]).
+    pub hash_key: Option<&'a [u8]>,
+    /// Backend id from the affinity cookie, when the pool is sticky.
+    pub sticky: Option<&'a str>,
+    /// Backend indexes to avoid (already tried by this request's earlier attempts).
+    pub avoid: &'a [usize],
+}
+
+mod balancer;
+pub use balancer::Balancer;
