@@ -8,6 +8,24 @@ mod duration;
 
 pub use duration::ConfigDuration;
 
+/// One validation problem: the field path (`pool "api".scaling.min`), and what is wrong,
+/// with the bad value and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct FieldError {
+    /// Where in the file, e.g. `balancer "web".route[0].split[1].weight`.
+    pub path: String,
+    /// What is wrong and what is allowed, e.g. `0 is not allowed; use 1 to 10000`.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A problem at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError { path: path.into(), message: message.into() }
+    }
+}
+
 use crate::balance::{Algorithm, HashOn};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
