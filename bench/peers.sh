@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# bench/peers.sh — ballast beside HAProxy and nginx, same machine, same run.
+#
+# Plugs `ballast proxy` into the shared peer harness (../shared/bench/peers/bench.sh, see
+# its header for the PROXY_CMD interface) three times and prints one table:
+#   1. main, 1 thread:  haproxy nbthread 1, nginx 1 worker, ballast --threads 1 (core 1)
+#   2. main, 2 threads: haproxy nbthread 2, nginx 2 workers, ballast --threads 2 (cores 0,1)
+#      (HTTP/1.1 keep-alive with wrk and h2c with h2load for every row)
+#   3. hetero: backend :9103 answers SLOW_MS later; ballast least-request, peak-ewma
+#      (and round-robin) beside HAProxy leastconn/roundrobin and nginx least_conn.
+# Each row reports RPS, p50, p90, p99 and the proxy's peak RSS; `ratio` columns compare
+# ballast with HAProxy of the same thread count in the same invocation.
+#
+# Usage: bench/peers.sh [main1|main2|hetero|all]   (default all; ~6 min)
+# Knobs: DURATION, CONNS, SLOW_MS, ... pass through to bench.sh. BALLAST=path/to/binary
+# (default: builds target/release/ballast). OUT (default target/bench-peers/<stamp>).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+HARNESS=${HARNESS:-$ROOT/../shared/bench/peers/bench.sh}
+WHAT=${1:-all}
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT=${OUT:-$ROOT/target/bench-peers/$STAMP}
+mkdir -p "$OUT"
+
+[[ -x $HARNESS ]] || { echo "peer harness not found at $HARNESS (set HARNESS=)" >&2; exit 1; }
+
+# The harness's tools, from Debian's packages.
+need=()
+for t in haproxy nginx wrk h2load curl taskset; do command -v "$t" >/dev/null || need+=("$t"); done
+[[ -f /usr/lib/nginx/modules/ngx_http_echo_module.so ]] || need+=(echo-module)
+if ((${#need[@]})); then
+  echo "installing peer tools (missing: ${need[*]})"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy nginx wrk nghttp2-client \
+    libnginx-mod-http-echo util-linux curl >/dev/null
+fi
+
+if [[ -z ${BALLAST:-} ]]; then
+  (cd "$ROOT" && cargo build --release -q -p ballast)
+  BALLAST=$ROOT/target/release/ballast
+fi
+export BALLAST
+
+# ballast's command for the harness (single quotes: the harness expands the variables).
+CMD='exec $BALLAST proxy --listen 127.0.0.1:$PROXY_PORT --to $BACKENDS --balance $LB_POLICY --threads $BALLAST_THREADS'
+export BALLAST_THREADS=1
+
+# Peak RSS of every proxy (ballast, haproxy, nginx workers summed) while a mode runs.
+SAMPLER=
+start_rss() { python3 "$ROOT/bench/rss_sampler.py" "$1" & SAMPLER=$!; }
+stop_rss() { kill -TERM "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null || true; }
+trap stop_rss EXIT
+
+run_main() { # threads
+  local nt=$1 cpus peers
+  if [[ $nt == 1 ]]; then cpus=1 peers="haproxy-nt1 nginx-w1"; else cpus=0,1 peers="haproxy-nt2 nginx-w2"; fi
+  start_rss "$OUT/rss-main-t$nt.tsv"
+  BALLAST_THREADS=$nt PEERS=$peers PROXY_NAME=ballast-t$nt PROXY_H2=1 PROXY_CPUS=$cpus \
+    PROXY_POLICIES=round-robin PROXY_CMD=$CMD OUT=$OUT/main-t$nt "$HARNESS" main
+  stop_rss
+}
+
+run_hetero() {
+  PROXY_NAME=ballast PROXY_POLICIES=${BALLAST_POLICIES:-"round-robin least-request peak-ewma"} \
+    HETERO_ROWS=${HETERO_ROWS:-"haproxy-nt1@roundrobin haproxy-nt1@leastconn haproxy-nt1@random(2) nginx-w1@least_conn"} \
+    PROXY_CMD=$CMD OUT=$OUT/hetero "$HARNESS" hetero
+}
+
+case $WHAT in
+  main1) run_main 1 ;;
+  main2) run_main 2 ;;
+  hetero) run_hetero ;;
+  all) run_main 1; run_main 2; run_hetero ;;
+  *) echo "usage: $0 [main1|main2|hetero|all]" >&2; exit 2 ;;
+esac
+
+python3 "$ROOT/bench/peers_report.py" "$OUT" | tee "$OUT/report.txt"

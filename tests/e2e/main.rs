@@ -1,0 +1,3 @@
+//! End-to-end tests: the real `ballast` binary with real backends on loopback.
+
+mod demo_backend;
