@@ -2,6 +2,7 @@
 //! else lives in the library crates.
 
 mod demo_backend;
+mod one_liner;
 
 use clap::{Parser, Subcommand};
 

@@ -1,0 +1,116 @@
+//! `ballast proxy --listen A --to B --to C`: a balancer without a config file, like
+//! `caddy reverse-proxy`. The flags become an ordinary [`Config`] (one balancer, one
+//! catch-all route, one pool of static instances), so it runs the same code as `serve`.
+
+use ballast_core::balance::Algorithm;
+use ballast_core::config::{AccessLogFormat, Config};
+
+/// Flags of `ballast proxy`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProxyArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0: the OS chooses; the bound
+    /// address is printed as `listening on ADDR`).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// A backend `host:port`; repeat the flag or separate with commas.
+    #[arg(long = "to", required = true, value_delimiter = ',')]
+    pub to: Vec<String>,
+    /// Balancing algorithm (the config file's names; HAProxy-style `roundrobin` and
+    /// `leastconn` are accepted too).
+    #[arg(long, default_value = "least-request", value_parser = parse_algorithm)]
+    pub balance: Algorithm,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Access log format: off, combined or json.
+    #[arg(long, default_value = "off", value_parser = parse_access_log)]
+    pub access_log: AccessLogFormat,
+}
+
+/// Accepts the config names plus the HAProxy/nginx spellings operators type from habit.
+pub fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
+    let alias = match s {
+        "roundrobin" | "rr" => "round-robin",
+        "leastconn" | "least_conn" => "least-connections",
+        other => other,
+    };
+    alias.parse::<Algorithm>().map_err(|e| e.to_string())
+}
+
+fn parse_access_log(s: &str) -> Result<AccessLogFormat, String> {
+    match s {
+        "off" => Ok(AccessLogFormat::Off),
+        "combined" => Ok(AccessLogFormat::Combined),
+        "json" => Ok(AccessLogFormat::Json),
+        other => Err(format!("unknown access log format {other:?}; expected off, combined or json")),
+    }
+}
+
+/// The config the flags describe. Built as a TOML table and read by the same
+/// deserializer as a file, so every field the flags don't set keeps its file default.
+pub fn config_from_args(args: &ProxyArgs) -> Result<Config, String> {
+    let instances: Vec<toml::Value> = args
+        .to
+        .iter()
+        .map(|a| toml::Value::Table(toml::toml! { address = (a.trim()) }))
+        .collect();
+    let access_log = match args.access_log {
+        AccessLogFormat::Off => "off",
+        AccessLogFormat::Combined => "combined",
+        AccessLogFormat::Json => "json",
+    };
+    let doc = toml::toml! {
+        [[balancer]]
+        name = "default"
+        listen = (args.listen.clone())
+        access_log = access_log
+        [[balancer.route]]
+        path_prefix = "/"
+        split = [{ pool = "default", weight = 100 }]
+        [[pool]]
+        name = "default"
+        balance = (args.balance.name())
+        instance = instances
+    };
+    toml::Value::Table(doc).try_into().map_err(|e: toml::de::Error| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn haproxy_spellings_map_to_ballast_algorithms() {
+        assert_eq!(parse_algorithm("roundrobin"), Ok(Algorithm::RoundRobin));
+        assert_eq!(parse_algorithm("leastconn"), Ok(Algorithm::LeastConnections));
+        assert_eq!(parse_algorithm("peak-ewma"), Ok(Algorithm::PeakEwma));
+        let err = parse_algorithm("fastest").unwrap_err();
+        assert!(err.contains("fastest") && err.contains("least-request"), "{err}");
+    }
+
+    #[test]
+    fn flags_become_one_balancer_one_route_one_pool() {
+        let args = ProxyArgs {
+            listen: "127.0.0.1:0".into(),
+            to: vec!["127.0.0.1:9001".into(), " 127.0.0.1:9002".into()],
+            balance: Algorithm::PeakEwma,
+            threads: None,
+            access_log: AccessLogFormat::Json,
+        };
+        let config = config_from_args(&args).expect("valid");
+        assert_eq!(config.balancers.len(), 1);
+        assert_eq!(config.balancers[0].listen, "127.0.0.1:0");
+        assert_eq!(config.balancers[0].access_log, AccessLogFormat::Json);
+        assert_eq!(config.balancers[0].routes[0].split[0].pool, "default");
+        let pool = &config.pools[0];
+        assert_eq!(pool.balance, Algorithm::PeakEwma);
+        let addrs: Vec<_> = pool.instances.iter().map(|i| i.address.as_str()).collect();
+        assert_eq!(addrs, ["127.0.0.1:9001", "127.0.0.1:9002"]);
+    }
+
+    #[test]
+    fn access_log_names_are_checked() {
+        assert_eq!(parse_access_log("json"), Ok(AccessLogFormat::Json));
+        assert!(parse_access_log("xml").unwrap_err().contains("off, combined or json"));
+    }
+}
