@@ -120,3 +120,107 @@ pub fn signal(process: &ManagedProcess, sig: nix::sys::signal::Signal) {
     let pid = nix::unistd::Pid::from_raw(i32::try_from(process.pid()).expect("pid fits i32"));
     nix::sys::signal::kill(pid, sig).expect("signal delivered");
 }
+
+/// What a bounded load run saw.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    /// Responses with status 200.
+    pub ok: u64,
+    /// Every other outcome: non-200 statuses and transport errors, described.
+    pub errors: Vec<String>,
+    /// 200 responses per answering backend (`x-backend`).
+    pub by_backend: std::collections::BTreeMap<String, u64>,
+}
+
+/// Sends GET `url` from `concurrency` keep-alive workers until `stop` resolves, and
+/// reports every outcome. Bounded by the caller's `stop` future and a 60 s guard.
+pub async fn load_until<F>(url: &str, concurrency: usize, stop: F) -> LoadReport
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    let stopper = tokio::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(60), stop).await;
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let url = url.to_string();
+        let done = done.clone();
+        workers.push(tokio::spawn(async move {
+            let client = client();
+            let mut report = LoadReport::default();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let req = Request::get(url.as_str()).body(Full::new(Bytes::new())).expect("request");
+                match send(&client, req).await {
+                    Ok(r) if r.status == StatusCode::OK => {
+                        report.ok += 1;
+                        *report.by_backend.entry(r.backend().unwrap_or_default()).or_default() += 1;
+                    }
+                    Ok(r) => report.errors.push(format!("status {}: {}", r.status, r.text().trim())),
+                    Err(e) => report.errors.push(e),
+                }
+            }
+            report
+        }));
+    }
+    let mut total = LoadReport::default();
+    for w in workers {
+        let r = w.await.expect("load worker");
+        total.ok += r.ok;
+        total.errors.extend(r.errors);
+        for (k, v) in r.by_backend {
+            *total.by_backend.entry(k).or_default() += v;
+        }
+    }
+    let _ = stopper.await;
+    total
+}
+
+/// Writes `text` to a fresh file in a temporary directory that lives as long as the
+/// returned guard.
+pub fn temp_file(name: &str, text: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new();
+    let path = dir.0.join(name);
+    std::fs::write(&path, text).expect("write temp file");
+    (dir, path)
+}
+
+/// A temporary directory removed on drop.
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A new empty directory under the system temp dir.
+    pub fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("ballast-test-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Sends raw bytes on a fresh TCP connection and returns everything read until the
+/// server closes or `wait` passes.
+pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(bytes).await.expect("write");
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(wait, s.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}

@@ -1,3 +1,6 @@
 //! End-to-end tests: the real `ballast` binary with real backends on loopback.
 
 mod demo_backend;
+mod cli;
+mod proxy;
+mod serve;

@@ -90,14 +90,24 @@ impl ManagedProcess {
     /// of that line (e.g. the address after `"listening on "`). Later stdout is discarded
     /// in the background so the child never blocks on a full pipe.
     pub async fn read_announcement(&mut self, prefix: &str) -> Result<String, ProcessError> {
+        let lines = self.read_lines_until(prefix).await?;
+        let last = lines.last().map(String::as_str).unwrap_or_default();
+        Ok(last.strip_prefix(prefix).unwrap_or(last).trim().to_string())
+    }
+
+    /// Reads the child's stdout up to and including the first line that starts with
+    /// `prefix`, returning every line read. Later stdout is drained in the background.
+    pub async fn read_lines_until(&mut self, prefix: &str) -> Result<Vec<String>, ProcessError> {
         let stdout: Option<ChildStdout> = self.child.stdout.take();
+        let mut seen = Vec::new();
         if let Some(stdout) = stdout {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.strip_prefix(prefix) {
-                    let found = rest.trim().to_string();
+                let done = line.starts_with(prefix);
+                seen.push(line);
+                if done {
                     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-                    return Ok(found);
+                    return Ok(seen);
                 }
             }
         }
