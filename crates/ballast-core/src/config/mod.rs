@@ -1,12 +1,46 @@
 //! The configuration model: TOML file → typed config → validation with precise errors.
 //!
-//! The types here mirror the file one to one (see README.md, "Configuration"). Parsing
-//! only checks shapes and types; [`validate`](crate::config) checks meaning and reports
-//! every problem with its field path.
+//! The types here mirror the file one to one (see [`EXAMPLE`] for a complete file).
+//! [`parse`] only checks shapes and types and stops at the first problem, naming its field
+//! path and line; [`validate`] checks meaning and reports every problem with its field
+//! path, the bad value and what is allowed. [`parse_and_validate`] does both, as
+//! `ballast check` needs. This module does no I/O: the binary reads the file.
 
+mod balancer;
 mod duration;
+mod health;
+mod load;
+mod net;
+mod pool;
+mod provider;
+mod validate;
 
+#[cfg(test)]
+mod tests;
+
+pub use balancer::{
+    AccessLogFormat, BalancerConfig, ClientZoneConfig, LimitsConfig, RateLimitConfig,
+    RateLimitKey, RouteConfig, SplitConfig, TimeoutsConfig, TlsCertConfig,
+};
 pub use duration::ConfigDuration;
+pub use health::{
+    CircuitBreakerConfig, HealthCheckConfig, HealthCheckKind, OutlierConfig, PoolLimitsConfig,
+    RetryConfig, StatusRange,
+};
+pub use load::{parse, parse_and_validate, to_toml, ConfigError, MAX_CONFIG_BYTES};
+pub use net::{check_dns_name, check_host_pattern, check_host_port, check_token, Cidr};
+pub use pool::{InstanceConfig, PoolConfig, StickyConfig};
+pub use provider::{
+    ExecProvider, PortRange, ProcessProvider, ProviderConfig, ProviderKind, RawProvider,
+    PLACEHOLDERS,
+};
+pub use validate::validate;
+
+use serde::{Deserialize, Serialize};
+
+/// A complete, valid example configuration using every section; `ballast check` and the
+/// README point to it and a test keeps it valid.
+pub const EXAMPLE: &str = include_str!("example.toml");
 
 /// One validation problem: the field path (`pool "api".scaling.min`), and what is wrong,
 /// with the bad value and what is allowed.
@@ -26,10 +60,6 @@ impl FieldError {
     }
 }
 
-use crate::balance::{Algorithm, HashOn};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-
 /// A whole ballast configuration file.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,202 +70,4 @@ pub struct Config {
     /// Pools of replicas that routes send traffic to.
     #[serde(default, rename = "pool")]
     pub pools: Vec<PoolConfig>,
-}
-
-/// One listener (`[[balancer]]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BalancerConfig {
-    /// Unique name.
-    pub name: String,
-    /// Address to listen on, e.g. `127.0.0.1:8080`.
-    pub listen: String,
-    /// TLS certificates; when present the listener speaks HTTPS (HTTP/1.1 and h2 by ALPN).
-    #[serde(default)]
-    pub tls: Vec<TlsCertConfig>,
-    /// Timeouts.
-    #[serde(default)]
-    pub timeouts: TimeoutsConfig,
-    /// Size and connection limits.
-    #[serde(default)]
-    pub limits: LimitsConfig,
-    /// Access log format.
-    #[serde(default)]
-    pub access_log: AccessLogFormat,
-    /// Routes, matched in order; the first match wins.
-    #[serde(default, rename = "route")]
-    pub routes: Vec<RouteConfig>,
-}
-
-/// A certificate and key, selected by SNI among its server names.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsCertConfig {
-    /// PEM certificate chain file.
-    pub cert: String,
-    /// PEM private key file.
-    pub key: String,
-    /// SNI names served with this certificate (`*.example.com` allowed); empty: default.
-    #[serde(default)]
-    pub server_names: Vec<String>,
-}
-
-/// Listener timeouts. Defaults: connect 5s, header_read 10s, upstream_response 60s, idle 60s.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TimeoutsConfig {
-    /// Connecting to an upstream.
-    pub connect: ConfigDuration,
-    /// Reading a client's request headers (slowloris guard).
-    pub header_read: ConfigDuration,
-    /// Waiting for an upstream's response headers.
-    pub upstream_response: ConfigDuration,
-    /// An idle client keep-alive connection is closed after this.
-    pub idle: ConfigDuration,
-}
-
-impl Default for TimeoutsConfig {
-    fn default() -> Self {
-        TimeoutsConfig {
-            connect: ConfigDuration::from_secs(5),
-            header_read: ConfigDuration::from_secs(10),
-            upstream_response: ConfigDuration::from_secs(60),
-            idle: ConfigDuration::from_secs(60),
-        }
-    }
-}
-
-/// Listener limits. Defaults: headers 64 KiB, body unlimited (0), 10,000 connections.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
-    /// Largest request head (request line + headers) in bytes.
-    pub max_header_bytes: u64,
-    /// Largest request body in bytes; 0 means no limit.
-    pub max_body_bytes: u64,
-    /// Most concurrent client connections.
-    pub max_connections: u64,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        LimitsConfig { max_header_bytes: 64 * 1024, max_body_bytes: 0, max_connections: 10_000 }
-    }
-}
-
-/// Access log format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AccessLogFormat {
-    /// No access log.
-    #[default]
-    Off,
-    /// Apache/nginx combined log format, one line per request on stdout.
-    Combined,
-    /// One JSON object per request on stdout.
-    Json,
-}
-
-/// A route (`[[balancer.route]]`): a match and a weighted split over pools.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteConfig {
-    /// Host to match (exact, or `*.example.com`); None matches any host.
-    #[serde(default)]
-    pub host: Option<String>,
-    /// Path prefix to match; default `/`.
-    #[serde(default = "default_path_prefix")]
-    pub path_prefix: String,
-    /// Headers that must be present with these exact values.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Weighted split over pools.
-    pub split: Vec<SplitConfig>,
-}
-
-fn default_path_prefix() -> String {
-    "/".to_string()
-}
-
-/// One arm of a route's split.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SplitConfig {
-    /// Pool name.
-    pub pool: String,
-    /// Relative weight; default 100.
-    #[serde(default = "default_split_weight")]
-    pub weight: u32,
-}
-
-fn default_split_weight() -> u32 {
-    100
-}
-
-/// A pool of replicas (`[[pool]]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PoolConfig {
-    /// Unique name.
-    pub name: String,
-    /// Balancing algorithm; default `least-request`.
-    #[serde(default = "default_algorithm")]
-    pub balance: Algorithm,
-    /// What `consistent-hash` hashes.
-    #[serde(default)]
-    pub hash_on: Option<HashOn>,
-    /// Cookie affinity.
-    #[serde(default)]
-    pub sticky: Option<StickyConfig>,
-    /// Weight ramp window for new instances; None disables slow start.
-    #[serde(default)]
-    pub slow_start: Option<ConfigDuration>,
-    /// Fraction (0.0–1.0) of eligible instances below which all are used; default 0.5.
-    #[serde(default = "default_panic_threshold")]
-    pub panic_threshold: f64,
-    /// Static instances.
-    #[serde(default, rename = "instance")]
-    pub instances: Vec<InstanceConfig>,
-}
-
-fn default_algorithm() -> Algorithm {
-    Algorithm::LeastRequest
-}
-
-fn default_panic_threshold() -> f64 {
-    0.5
-}
-
-/// Cookie affinity settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StickyConfig {
-    /// Cookie name; default `ballast_affinity`.
-    #[serde(default = "default_sticky_cookie")]
-    pub cookie: String,
-    /// Cookie lifetime; None: a session cookie.
-    #[serde(default)]
-    pub ttl: Option<ConfigDuration>,
-}
-
-fn default_sticky_cookie() -> String {
-    "ballast_affinity".to_string()
-}
-
-/// A static instance of a pool (`[[pool.instance]]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InstanceConfig {
-    /// `host:port` to connect to.
-    pub address: String,
-    /// Relative weight, 1–10,000; default 1.
-    #[serde(default = "default_instance_weight")]
-    pub weight: u32,
-    /// Zone label.
-    #[serde(default)]
-    pub zone: Option<String>,
-}
-
-fn default_instance_weight() -> u32 {
-    1
 }

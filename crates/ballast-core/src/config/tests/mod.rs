@@ -1,0 +1,24 @@
+//! Tests of the config model: parsing, validation rules, round trips and properties.
+
+mod parse;
+
+use super::*;
+
+/// Parses `text`, panicking with the error when it does not parse.
+fn parsed(text: &str) -> Config {
+    match parse(text) {
+        Ok(c) => c,
+        Err(e) => panic!("does not parse: {e}\n{text}"),
+    }
+}
+
+#[test]
+fn example_parses_and_validates_clean() {
+    let config = match parse_and_validate(EXAMPLE) {
+        Ok(c) => c,
+        Err(errors) => panic!("example.toml is invalid: {errors:#?}"),
+    };
+    assert_eq!(config.balancers.len(), 2);
+    assert_eq!(config.pools.len(), 3);
+    let _ = parsed(EXAMPLE);
+}
