@@ -58,6 +58,9 @@ impl FromStr for ConfigDuration {
 
 impl fmt::Display for ConfigDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_zero() {
+            return f.write_str("0s");
+        }
         write!(f, "{}", humantime::format_duration(self.0))
     }
 }

@@ -184,7 +184,7 @@ impl TryFrom<RawProvider> for ProviderConfig {
             .set_fields()
             .into_iter()
             .filter(|(_, owner)| *owner != raw.kind)
-            .map(|(name, owner)| format!("`{name}` (a {} setting)", owner.name()))
+            .map(|(name, owner)| format!("`{name}` (used by kind = \"{}\")", owner.name()))
             .collect();
         if !stray.is_empty() {
             return Err(format!(

@@ -12,13 +12,17 @@ fn parsed(text: &str) -> Config {
     }
 }
 
+/// Parses and validates `text`, panicking with every problem when it is not valid.
+fn valid(text: &str) -> Config {
+    match parse_and_validate(text) {
+        Ok(c) => c,
+        Err(errors) => panic!("not valid: {errors:#?}\n{text}"),
+    }
+}
+
 #[test]
 fn example_parses_and_validates_clean() {
-    let config = match parse_and_validate(EXAMPLE) {
-        Ok(c) => c,
-        Err(errors) => panic!("example.toml is invalid: {errors:#?}"),
-    };
+    let config = valid(EXAMPLE);
     assert_eq!(config.balancers.len(), 2);
     assert_eq!(config.pools.len(), 3);
-    let _ = parsed(EXAMPLE);
 }
