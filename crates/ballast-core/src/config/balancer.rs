@@ -90,7 +90,7 @@ impl Default for TimeoutsConfig {
 pub struct LimitsConfig {
     /// Largest request head (request line + headers) in bytes: 1 KiB to 1 MiB.
     pub max_header_bytes: u64,
-    /// Largest request body in bytes; 0 means no limit.
+    /// Largest request body in bytes, at most 1 TiB; 0 means no limit.
     pub max_body_bytes: u64,
     /// Most concurrent client connections, at least 1.
     pub max_connections: u64,

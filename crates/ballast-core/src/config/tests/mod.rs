@@ -1,6 +1,7 @@
 //! Tests of the config model: parsing, validation rules, round trips and properties.
 
 mod parse;
+mod props;
 mod validate_balancer;
 mod validate_pool;
 

@@ -74,7 +74,8 @@ const TIMEOUTS_AND_LIMITS: &[Case] = &[
     Case { name: "tiny header limit", edit: |c| c.balancers[0].limits.max_header_bytes = 0, expect: &[("balancer \"web\".limits.max_header_bytes", "0 is out of range; use 1024 to 1048576")] },
     Case { name: "huge header limit", edit: |c| c.balancers[0].limits.max_header_bytes = u64::MAX, expect: &[("balancer \"web\".limits.max_header_bytes", "18446744073709551615 is out of range")] },
     Case { name: "zero connections", edit: |c| c.balancers[0].limits.max_connections = 0, expect: &[("balancer \"web\".limits.max_connections", "0 is out of range; use 1 to 1000000")] },
-    Case { name: "unlimited body is fine", edit: |c| c.balancers[0].limits.max_body_bytes = u64::MAX, expect: &[] },
+    Case { name: "1 TiB body is fine", edit: |c| c.balancers[0].limits.max_body_bytes = 1 << 40, expect: &[] },
+    Case { name: "body limit beyond 1 TiB", edit: |c| c.balancers[0].limits.max_body_bytes = u64::MAX, expect: &[("balancer \"web\".limits.max_body_bytes", "18446744073709551615 is out of range; use 0 to 1099511627776")] },
 ];
 
 const RATE_LIMITS_AND_ZONES: &[Case] = &[

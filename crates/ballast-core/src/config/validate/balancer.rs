@@ -13,6 +13,9 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 /// Most requests per second a rate limit may name.
 const MAX_RATE: f64 = 1e9;
 
+/// What a route matches on: host, path prefix and headers.
+type RouteMatch<'a> = (Option<&'a str>, &'a str, &'a BTreeMap<String, String>);
+
 pub(super) fn check(r: &mut Report, path: &str, b: &BalancerConfig, pools: &PoolIndex) {
     r.check(format!("{path}.name"), check_name(&b.name));
     if let Err(e) = check_listen_addr(&b.listen) {
@@ -28,6 +31,7 @@ pub(super) fn check(r: &mut Report, path: &str, b: &BalancerConfig, pools: &Pool
 
     let l = &b.limits;
     r.range(format!("{path}.limits.max_header_bytes"), l.max_header_bytes, 1024, 1024 * 1024);
+    r.range(format!("{path}.limits.max_body_bytes"), l.max_body_bytes, 0, 1 << 40);
     r.range(format!("{path}.limits.max_connections"), l.max_connections, 1, 1_000_000);
 
     for (i, z) in b.client_zones.iter().enumerate() {
@@ -40,7 +44,7 @@ pub(super) fn check(r: &mut Report, path: &str, b: &BalancerConfig, pools: &Pool
     if b.routes.is_empty() {
         r.at(format!("{path}.route"), "the balancer has no routes; add at least one [[balancer.route]]");
     }
-    let mut seen: HashMap<(Option<&str>, &str, &BTreeMap<String, String>), usize> = HashMap::new();
+    let mut seen: HashMap<RouteMatch, usize> = HashMap::new();
     for (i, route) in b.routes.iter().enumerate() {
         let rpath = format!("{path}.route[{i}]");
         check_route(r, &rpath, route, pools);
