@@ -27,10 +27,10 @@ pub struct HealthCheckConfig {
     #[serde(default)]
     pub expected_status: StatusRange,
     /// For `http`/`https`: the body must contain this text; default: not checked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub body_contains: Option<String>,
     /// For `http`/`https`: the `Host` header to send; default: the instance address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub host: Option<String>,
     /// Time between probes of one instance; default 5s.
     #[serde(default = "default_health_interval")]
@@ -247,7 +247,7 @@ impl Default for CircuitBreakerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct PoolLimitsConfig {
     /// Most requests in flight to one instance, at least 1; default: no limit.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    
     pub max_in_flight_per_instance: Option<u32>,
     /// Most requests waiting for capacity; 0 means fail fast; default 1000.
     pub max_pending: u32,

@@ -164,3 +164,14 @@ pub fn check_name(s: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Clients in `cidr` are in `zone` (`[[balancer.client_zone]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientZoneConfig {
+    /// Client network.
+    pub cidr: Cidr,
+    /// Zone label, matched against instance zones.
+    pub zone: String,
+}
+

@@ -115,34 +115,34 @@ pub struct RawProvider {
     #[serde(default)]
     pub kind: ProviderKind,
     /// process: program.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub command: Option<String>,
     /// process: arguments.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub args: Option<Vec<String>>,
     /// process: environment.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub env: Option<BTreeMap<String, String>>,
     /// process: working directory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub working_dir: Option<String>,
     /// process: SIGTERM→SIGKILL grace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub grace_period: Option<ConfigDuration>,
     /// process: port range.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub port_range: Option<PortRange>,
     /// exec: create script.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub create: Option<String>,
     /// exec: destroy script.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub destroy: Option<String>,
     /// exec: list script.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub list: Option<String>,
     /// exec: script timeout.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub timeout: Option<ConfigDuration>,
 }
 

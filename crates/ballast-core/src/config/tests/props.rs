@@ -70,7 +70,11 @@ fn balancer(u: bool) -> impl Strategy<Value = BalancerConfig> {
     let head = (text(), prop_oneof![text(), Just("127.0.0.1:8080".to_string()), Just("0.0.0.0:8080".to_string())], tls, timeouts, limits);
     let tail = (log, vec(cidr, 0..2), zones, rate_limit(), vec(route(), 0..4));
     (head, tail).prop_map(|((name, listen, tls, timeouts, limits), (access_log, trusted_proxies, client_zones, rate_limit, routes))| {
-        BalancerConfig { name, listen, tls, timeouts, limits, access_log, trusted_proxies, client_zones, rate_limit, routes }
+        // Field by field over the parsed defaults, so fields added later keep their defaults.
+        let mut b = parsed("[[balancer]]\nname = \"\"\nlisten = \"\"\n").balancers.remove(0);
+        (b.name, b.listen, b.tls, b.timeouts, b.limits) = (name, listen, tls, timeouts, limits);
+        (b.access_log, b.trusted_proxies, b.client_zones, b.rate_limit, b.routes) = (access_log, trusted_proxies, client_zones, rate_limit, routes);
+        b
     })
 }
 
@@ -113,8 +117,15 @@ fn pool(u: bool) -> impl Strategy<Value = PoolConfig> {
     let head = (text(), balance, hash_on, sticky, proptest::option::of(duration(u)), float(), proptest::option::of(health(u)));
     let tail = (outlier, breaker, limits, retry, provider(u), instances);
     (head, tail).prop_map(
-        |((name, balance, hash_on, sticky, slow_start, panic_threshold, health), (outlier, circuit_breaker, limits, retry, provider, instances))| PoolConfig {
-            name, balance, hash_on, sticky, slow_start, panic_threshold, health, outlier, circuit_breaker, limits, retry, provider, instances,
+        |((name, balance, hash_on, sticky, slow_start, panic_threshold, health), (outlier, circuit_breaker, limits, retry, provider, instances))| {
+            // Field by field over the parsed defaults, so fields added later (scaling, cost)
+            // keep their defaults.
+            let mut p = parsed("[[pool]]\nname = \"\"\n").pools.remove(0);
+            (p.name, p.balance, p.hash_on, p.sticky, p.slow_start, p.panic_threshold, p.health) =
+                (name, balance, hash_on, sticky, slow_start, panic_threshold, health);
+            (p.outlier, p.circuit_breaker, p.limits, p.retry, p.provider, p.instances) =
+                (outlier, circuit_breaker, limits, retry, provider, instances);
+            p
         },
     )
 }
