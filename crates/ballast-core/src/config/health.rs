@@ -95,6 +95,16 @@ pub enum HealthCheckKind {
 }
 
 impl HealthCheckKind {
+    /// The config-file name of the kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            HealthCheckKind::Http => "http",
+            HealthCheckKind::Https => "https",
+            HealthCheckKind::Tcp => "tcp",
+            HealthCheckKind::Icmp => "icmp",
+        }
+    }
+
     /// Whether this kind sends an HTTP request (so path, status and body apply).
     pub fn is_http(self) -> bool {
         matches!(self, HealthCheckKind::Http | HealthCheckKind::Https)

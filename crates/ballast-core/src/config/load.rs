@@ -81,14 +81,14 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
     }
     let de = toml::Deserializer::parse(text).map_err(|e| {
         let (line, column) = line_col(text, e.span());
-        ConfigError::Syntax { line, column, message: first_line(e.message()) }
+        ConfigError::Syntax { line, column, message: e.message().trim().to_string() }
     })?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let (line, _) = line_col(text, e.inner().span());
         ConfigError::Field {
             path: render_path(text, e.path()),
             line,
-            message: first_line(e.inner().message()),
+            message: e.inner().message().trim().to_string(),
         }
     })
 }
@@ -108,10 +108,6 @@ pub fn parse_and_validate(text: &str) -> Result<Config, Vec<FieldError>> {
 /// Writes a config back as TOML that [`parse`] reads to an equal config.
 pub fn to_toml(config: &Config) -> Result<String, ConfigError> {
     toml::to_string(config).map_err(|e| ConfigError::Serialize(e.to_string()))
-}
-
-fn first_line(message: &str) -> String {
-    message.trim().to_string()
 }
 
 /// 1-based line and column (in characters) of the start of `span`.

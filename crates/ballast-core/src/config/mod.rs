@@ -23,7 +23,7 @@ pub use health::{
 pub use load::{parse, parse_and_validate, to_toml, ConfigError, MAX_CONFIG_BYTES};
 pub use net::{check_dns_name, check_host_pattern, check_host_port, check_token, Cidr, ClientZoneConfig};
 pub use provider::{
-    ExecProvider, PortRange, ProcessProvider, ProviderConfig, ProviderKind, RawProvider,
+    expand_template, ExecProvider, PortRange, ProcessProvider, ProviderConfig, ProviderKind,
     PLACEHOLDERS,
 };
 pub use rate_limit::{RateLimitConfig, RateLimitKey};

@@ -150,17 +150,18 @@ pub fn check_token(s: &str) -> Result<(), String> {
     }
 }
 
-/// Checks a resource name (balancer, pool): 1–64 ASCII letters, digits, `-`, `_`, `.`.
-/// Names appear in URLs, metrics labels and log lines, so they are kept plain.
-pub fn check_name(s: &str) -> Result<(), String> {
+/// Checks a resource name or label (`what`: "name" of a balancer or pool, "zone"): 1–64
+/// ASCII letters, digits, `-`, `_`, `.`. Names appear in URLs, metrics labels and log
+/// lines, so they are kept plain.
+pub fn check_name(what: &str, s: &str) -> Result<(), String> {
     if s.is_empty() {
-        return Err("empty name; use 1-64 characters from A-Z a-z 0-9 - _ .".to_string());
+        return Err(format!("empty {what}; use 1-64 characters from A-Z a-z 0-9 - _ ."));
     }
     if s.len() > 64 {
-        return Err(format!("name is {} bytes long; the limit is 64", s.len()));
+        return Err(format!("{what} is {} bytes long; the limit is 64", s.len()));
     }
     if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-        return Err(format!("name {s:?} has characters outside A-Z a-z 0-9 - _ ."));
+        return Err(format!("{what} {s:?} has characters outside A-Z a-z 0-9 - _ ."));
     }
     Ok(())
 }

@@ -12,6 +12,12 @@ use std::collections::BTreeMap;
 /// The placeholders a process template may use.
 pub const PLACEHOLDERS: [&str; 2] = ["{port}", "{instance}"];
 
+/// Fills a process template (`command`, an argument or an env value): `{port}` becomes
+/// `port` and `{instance}` becomes `instance`; other text, braces included, is kept.
+pub fn expand_template(template: &str, port: u16, instance: &str) -> String {
+    template.replace("{port}", &port.to_string()).replace("{instance}", instance)
+}
+
 /// A pool's provider. Default: `static`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(try_from = "RawProvider", into = "RawProvider")]
@@ -110,40 +116,29 @@ impl Default for PortRange {
 /// The provider table exactly as written: every kind's fields, all optional.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawProvider {
-    /// Provider kind; default `static`.
+struct RawProvider {
     #[serde(default)]
-    pub kind: ProviderKind,
-    /// process: program.
+    kind: ProviderKind,
     #[serde(default)]
-    pub command: Option<String>,
-    /// process: arguments.
+    command: Option<String>,
     #[serde(default)]
-    pub args: Option<Vec<String>>,
-    /// process: environment.
+    args: Option<Vec<String>>,
     #[serde(default)]
-    pub env: Option<BTreeMap<String, String>>,
-    /// process: working directory.
+    env: Option<BTreeMap<String, String>>,
     #[serde(default)]
-    pub working_dir: Option<String>,
-    /// process: SIGTERM→SIGKILL grace.
+    working_dir: Option<String>,
     #[serde(default)]
-    pub grace_period: Option<ConfigDuration>,
-    /// process: port range.
+    grace_period: Option<ConfigDuration>,
     #[serde(default)]
-    pub port_range: Option<PortRange>,
-    /// exec: create script.
+    port_range: Option<PortRange>,
     #[serde(default)]
-    pub create: Option<String>,
-    /// exec: destroy script.
+    create: Option<String>,
     #[serde(default)]
-    pub destroy: Option<String>,
-    /// exec: list script.
+    destroy: Option<String>,
     #[serde(default)]
-    pub list: Option<String>,
-    /// exec: script timeout.
+    list: Option<String>,
     #[serde(default)]
-    pub timeout: Option<ConfigDuration>,
+    timeout: Option<ConfigDuration>,
 }
 
 impl RawProvider {

@@ -45,7 +45,8 @@ const LISTEN: &[Case] = &[
     Case { name: "IPv6", edit: |c| c.balancers[0].listen = "[::1]:8080".into(), expect: &[] },
     Case { name: "same address twice", edit: |c| second_balancer(c, "web2", "127.0.0.1:8080"), expect: &[("balancer \"web2\".listen", "127.0.0.1:8080 clashes with balancer \"web\" listening on 127.0.0.1:8080")] },
     Case { name: "wildcard clashes with a specific address", edit: |c| second_balancer(c, "web2", "0.0.0.0:8080"), expect: &[("balancer \"web2\".listen", "clashes with balancer \"web\"")] },
-    Case { name: "other family does not clash", edit: |c| second_balancer(c, "web2", "[::]:8080"), expect: &[] },
+    Case { name: "other family does not clash", edit: |c| second_balancer(c, "web2", "[::1]:8080"), expect: &[] },
+    Case { name: "dual-stack wildcard clashes with IPv4", edit: |c| second_balancer(c, "web2", "[::]:8080"), expect: &[("balancer \"web2\".listen", "[::]:8080 clashes with balancer \"web\" listening on 127.0.0.1:8080")] },
     Case { name: "other port does not clash", edit: |c| second_balancer(c, "web2", "0.0.0.0:8081"), expect: &[] },
     Case { name: "port 0 twice is fine", edit: |c| { c.balancers[0].listen = "127.0.0.1:0".into(); second_balancer(c, "web2", "127.0.0.1:0") }, expect: &[] },
 ];
@@ -86,10 +87,10 @@ const RATE_LIMITS_AND_ZONES: &[Case] = &[
     Case { name: "infinite rate", edit: |c| rate(c, f64::INFINITY, None, RateLimitKey::Global), expect: &[("balancer \"web\".rate_limit.rate", "inf is out of range")] },
     Case { name: "absurd rate", edit: |c| rate(c, 1e12, None, RateLimitKey::Global), expect: &[("balancer \"web\".rate_limit.rate", "at most 1e9")] },
     Case { name: "zero burst", edit: |c| rate(c, 1.0, Some(0), RateLimitKey::Global), expect: &[("balancer \"web\".rate_limit.burst", "0 is out of range; use 1 to 1000000000")] },
-    Case { name: "empty header key", edit: |c| rate(c, 1.0, None, RateLimitKey::Header(String::new())), expect: &[("balancer \"web\".rate_limit.key", "header:: empty name")] },
+    Case { name: "empty header key", edit: |c| rate(c, 1.0, None, RateLimitKey::Header(String::new())), expect: &[("balancer \"web\".rate_limit.key", "in \"header:\": empty name")] },
     Case { name: "bad header key", edit: |c| rate(c, 1.0, None, RateLimitKey::Header("X Key".into())), expect: &[("balancer \"web\".rate_limit.key", "contains ' '")] },
     Case { name: "route rate limit", edit: |c| route(c).rate_limit = Some(RateLimitConfig { key: RateLimitKey::Global, rate: 0.0, burst: None }), expect: &[("balancer \"web\".route[0].rate_limit.rate", "out of range")] },
-    Case { name: "empty zone", edit: |c| c.balancers[0].client_zones = vec![ClientZoneConfig { cidr: "10.0.0.0/8".parse().unwrap_or_else(|e: String| panic!("{e}")), zone: String::new() }], expect: &[("balancer \"web\".client_zone[0].zone", "zone empty name")] },
+    Case { name: "empty zone", edit: |c| c.balancers[0].client_zones = vec![ClientZoneConfig { cidr: "10.0.0.0/8".parse().unwrap_or_else(|e: String| panic!("{e}")), zone: String::new() }], expect: &[("balancer \"web\".client_zone[0].zone", "empty zone; use 1-64 characters")] },
 ];
 
 const ROUTES: &[Case] = &[

@@ -111,6 +111,7 @@ const PROVIDERS: &[Case] = &[
     Case { name: "{port} in env", edit: |c| { let p = proc(c); p.args.clear(); p.env.insert("PORT".into(), "{port}".into()); }, expect: &[] },
     Case { name: "no {port} anywhere", edit: |c| proc(c).args = vec!["--instance".into(), "{instance}".into()], expect: &[("pool \"api\".provider.command", "no {port} in command, args or env")] },
     Case { name: "unknown placeholder", edit: |c| proc(c).args.push("{prot}".into()), expect: &[("pool \"api\".provider.args[2]", "unknown placeholder {prot}; use {port} or {instance}")] },
+    Case { name: "JSON and globs are not placeholders", edit: |c| proc(c).args.extend(["{\"a\": 1}".to_string(), "*.{js,css}".to_string(), "{}".to_string()]), expect: &[] },
     Case { name: "unknown placeholder in env", edit: |c| { proc(c).env.insert("X".into(), "{host}".into()); }, expect: &[("pool \"api\".provider.env.\"X\"", "unknown placeholder {host}")] },
     Case { name: "empty command", edit: |c| proc(c).command = "  ".into(), expect: &[("pool \"api\".provider.command", "empty command")] },
     Case { name: "NUL in argument", edit: |c| proc(c).args.push("a\0b".into()), expect: &[("pool \"api\".provider.args[2]", "NUL")] },
@@ -149,8 +150,8 @@ const INSTANCES: &[Case] = &[
     Case { name: "duplicate address", edit: |c| { let i = c.pools[0].instances[0].clone(); pool(c).instances.push(i) }, expect: &[("pool \"api\".instance[1].address", "\"127.0.0.1:9000\" is already instance[0]")] },
     Case { name: "zero weight", edit: |c| pool(c).instances[0].weight = 0, expect: &[("pool \"api\".instance[0].weight", "0 is out of range; use 1 to 10000")] },
     Case { name: "weight too big", edit: |c| pool(c).instances[0].weight = 10_001, expect: &[("pool \"api\".instance[0].weight", "10001 is out of range")] },
-    Case { name: "empty zone", edit: |c| pool(c).instances[0].zone = Some(String::new()), expect: &[("pool \"api\".instance[0].zone", "zone empty name")] },
-    Case { name: "zone with space", edit: |c| pool(c).instances[0].zone = Some("eu west".into()), expect: &[("pool \"api\".instance[0].zone", "characters outside")] },
+    Case { name: "empty zone", edit: |c| pool(c).instances[0].zone = Some(String::new()), expect: &[("pool \"api\".instance[0].zone", "empty zone")] },
+    Case { name: "zone with space", edit: |c| pool(c).instances[0].zone = Some("eu west".into()), expect: &[("pool \"api\".instance[0].zone", "zone \"eu west\" has characters outside")] },
 ];
 
 #[test]
@@ -176,4 +177,11 @@ fn providers() {
 #[test]
 fn instances() {
     run(INSTANCES);
+}
+
+#[test]
+fn templates_expand_port_and_instance() {
+    assert_eq!(expand_template("--listen=127.0.0.1:{port}", 20_001, "api-3"), "--listen=127.0.0.1:20001");
+    assert_eq!(expand_template("{instance}/{port}/{port}", 7, "i-1"), "i-1/7/7");
+    assert_eq!(expand_template("{\"x\": {prot}}", 7, "i"), "{\"x\": {prot}}");
 }

@@ -17,7 +17,7 @@ const MAX_RATE: f64 = 1e9;
 type RouteMatch<'a> = (Option<&'a str>, &'a str, &'a BTreeMap<String, String>);
 
 pub(super) fn check(r: &mut Report, path: &str, b: &BalancerConfig, pools: &PoolIndex) {
-    r.check(format!("{path}.name"), check_name(&b.name));
+    r.check(format!("{path}.name"), check_name("name", &b.name));
     if let Err(e) = check_listen_addr(&b.listen) {
         r.at(format!("{path}.listen"), e);
     }
@@ -35,7 +35,7 @@ pub(super) fn check(r: &mut Report, path: &str, b: &BalancerConfig, pools: &Pool
     r.range(format!("{path}.limits.max_connections"), l.max_connections, 1, 1_000_000);
 
     for (i, z) in b.client_zones.iter().enumerate() {
-        r.check(format!("{path}.client_zone[{i}].zone"), check_name(&z.zone).map_err(|e| format!("zone {e}")));
+        r.check(format!("{path}.client_zone[{i}].zone"), check_name("zone", &z.zone));
     }
     if let Some(rl) = &b.rate_limit {
         check_rate_limit(r, &format!("{path}.rate_limit"), rl);
@@ -145,12 +145,13 @@ fn check_rate_limit(r: &mut Report, path: &str, rl: &RateLimitConfig) {
         r.range(format!("{path}.burst"), u64::from(burst), 1, 1_000_000_000);
     }
     if let RateLimitKey::Header(name) = &rl.key {
-        r.check(format!("{path}.key"), check_token(name).map_err(|e| format!("header:{name}: {e}")));
+        r.check(format!("{path}.key"), check_token(name).map_err(|e| format!("in {:?}: {e}", format!("header:{name}"))));
     }
 }
 
-/// Two listeners cannot bind the same address, and `0.0.0.0:80` conflicts with any other
-/// address on port 80 of the same family.
+/// Two listeners cannot bind the same address; `0.0.0.0:80` conflicts with any other IPv4
+/// address on port 80, and `[::]:80` with any address on port 80 (on Linux and most
+/// systems it is dual-stack and also takes IPv4).
 pub(super) fn check_listen_conflicts(r: &mut Report, balancers: &[BalancerConfig], paths: &[String]) {
     let mut by_port: HashMap<u16, Vec<(SocketAddr, usize)>> = HashMap::new();
     for (i, b) in balancers.iter().enumerate() {
@@ -159,8 +160,12 @@ pub(super) fn check_listen_conflicts(r: &mut Report, balancers: &[BalancerConfig
             continue;
         }
         let others = by_port.entry(addr.port()).or_default();
+        let dual_stack = |a: &SocketAddr| a.is_ipv6() && a.ip().is_unspecified();
         let clash = others.iter().find(|(o, _)| {
-            o.is_ipv4() == addr.is_ipv4() && (o.ip() == addr.ip() || o.ip().is_unspecified() || addr.ip().is_unspecified())
+            let same_family = o.is_ipv4() == addr.is_ipv4();
+            (same_family && (o.ip() == addr.ip() || o.ip().is_unspecified() || addr.ip().is_unspecified()))
+                || dual_stack(o)
+                || dual_stack(&addr)
         });
         if let Some(&(o, j)) = clash {
             r.at(format!("{}.listen", paths[i]), format!("{addr} clashes with {} listening on {o}", paths[j]));

@@ -15,7 +15,9 @@ use std::time::Duration;
 /// Checks the meaning of a parsed config and returns every problem found (empty: valid).
 ///
 /// Things that need the outside world (certificate files exist, ports are free) are
-/// checked by the binary when it starts, not here.
+/// checked by the binary when it starts, not here. A static pool without instances is
+/// an error only when a route sends traffic to it (it may be filled later through the
+/// API); a process or exec pool starts empty and gets instances from its provider.
 pub fn validate(config: &Config) -> Vec<FieldError> {
     let mut r = Report::default();
     let balancer_paths = element_paths("balancer", config.balancers.iter().map(|b| b.name.as_str()));

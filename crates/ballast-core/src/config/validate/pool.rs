@@ -14,7 +14,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
 pub(super) fn check(r: &mut Report, path: &str, p: &PoolConfig) {
-    r.check(format!("{path}.name"), check_name(&p.name));
+    r.check(format!("{path}.name"), check_name("name", &p.name));
     check_balance(r, path, p);
     if let Some(h) = &p.health {
         check_health(r, &format!("{path}.health"), h);
@@ -130,7 +130,7 @@ fn check_health(r: &mut Report, path: &str, h: &HealthCheckConfig) {
         }
         return;
     }
-    let kind = format!("{:?}", h.kind).to_lowercase();
+    let kind = h.kind.name();
     let http_only = [
         ("path", h.path != "/"),
         ("expected_status", h.expected_status != StatusRange::default()),
@@ -188,9 +188,16 @@ fn check_process(r: &mut Report, path: &str, p: &ProcessProvider) {
     }
 }
 
-/// The `{...}` groups in a template, braces included.
+/// The `{identifier}` groups in a template, braces included. Other braces (JSON, shell
+/// globs) are left alone.
 fn placeholders(t: &str) -> impl Iterator<Item = &str> {
-    t.match_indices('{').filter_map(move |(i, _)| t[i..].find('}').map(|j| &t[i..=i + j]))
+    t.match_indices('{').filter_map(move |(i, _)| {
+        let j = t[i..].find('}')?;
+        let inner = &t[i + 1..i + j];
+        let ident = inner.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        ident.then(|| &t[i..=i + j])
+    })
 }
 
 fn check_exec(r: &mut Report, path: &str, e: &ExecProvider) {
@@ -218,7 +225,7 @@ fn check_instances(r: &mut Report, path: &str, p: &PoolConfig) {
         }
         r.range(format!("{ipath}.weight"), u64::from(inst.weight), 1, 10_000);
         if let Some(zone) = &inst.zone {
-            r.check(format!("{ipath}.zone"), check_name(zone).map_err(|e| format!("zone {e}")));
+            r.check(format!("{ipath}.zone"), check_name("zone", zone));
         }
     }
 }
