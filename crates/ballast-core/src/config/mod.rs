@@ -1,8 +1,37 @@
 //! The configuration model: TOML file → typed config → validation with precise errors.
 //!
-//! The types here mirror the file one to one (see README.md, "Configuration"). Parsing
-//! only checks shapes and types; [`validate`](crate::config) checks meaning and reports
-//! every problem with its field path.
+//! The types here mirror the file one to one (see [`EXAMPLE`] for a complete file).
+//! [`parse`] only checks shapes and types and stops at the first problem, naming its field
+//! path and line; [`validate`] checks meaning and reports every problem with its field
+//! path, the bad value and what is allowed. [`parse_and_validate`] does both, as
+//! `ballast check` needs. This module does no I/O: the binary reads the file.
+
+mod health;
+mod load;
+mod net;
+mod provider;
+mod rate_limit;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use health::{
+    CircuitBreakerConfig, HealthCheckConfig, HealthCheckKind, OutlierConfig, PoolLimitsConfig,
+    RetryConfig, StatusRange,
+};
+pub use load::{parse, parse_and_validate, to_toml, ConfigError, MAX_CONFIG_BYTES};
+pub use net::{check_dns_name, check_host_pattern, check_host_port, check_token, Cidr, ClientZoneConfig};
+pub use provider::{
+    expand_template, ExecProvider, PortRange, ProcessProvider, ProviderConfig, ProviderKind,
+    PLACEHOLDERS,
+};
+pub use rate_limit::{RateLimitConfig, RateLimitKey};
+pub use validate::validate;
+
+/// A complete, valid example configuration using every section; `ballast check` and the
+/// README point to it and a test keeps it valid.
+pub const EXAMPLE: &str = include_str!("example.toml");
 
 mod duration;
 
@@ -46,9 +75,10 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BalancerConfig {
-    /// Unique name.
+    /// Unique name: 1–64 characters from `A-Z a-z 0-9 - _ .`.
     pub name: String,
-    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    /// Address to listen on, an IP and a port, e.g. `127.0.0.1:8080`; port 0 lets the OS
+    /// choose.
     pub listen: String,
     /// TLS certificates; when present the listener speaks HTTPS (HTTP/1.1 and h2 by ALPN).
     #[serde(default)]
@@ -62,6 +92,17 @@ pub struct BalancerConfig {
     /// Access log format.
     #[serde(default)]
     pub access_log: AccessLogFormat,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed when finding the
+    /// client address; default none (the TCP peer is the client).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<Cidr>,
+    /// Client networks and the zone each is in, for zone-aware balancing; first match
+    /// wins; default none.
+    #[serde(default, rename = "client_zone", skip_serializing_if = "Vec::is_empty")]
+    pub client_zones: Vec<ClientZoneConfig>,
+    /// Rate limit over every request of this listener; default none.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
     /// Routes, matched in order; the first match wins.
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
@@ -75,12 +116,14 @@ pub struct TlsCertConfig {
     pub cert: String,
     /// PEM private key file.
     pub key: String,
-    /// SNI names served with this certificate (`*.example.com` allowed); empty: default.
+    /// SNI names served with this certificate (`*.example.com` allowed); empty: the
+    /// default certificate (at most one per listener).
     #[serde(default)]
     pub server_names: Vec<String>,
 }
 
 /// Listener timeouts. Defaults: connect 5s, header_read 10s, upstream_response 60s, idle 60s.
+/// All must be above 0; connect and header_read at most 5m, the others at most 1 day.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TimeoutsConfig {
@@ -109,11 +152,11 @@ impl Default for TimeoutsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
-    /// Largest request head (request line + headers) in bytes.
+    /// Largest request head (request line + headers) in bytes, 1 KiB to 1 MiB.
     pub max_header_bytes: u64,
-    /// Largest request body in bytes; 0 means no limit.
+    /// Largest request body in bytes, at most 1 TiB; 0 means no limit.
     pub max_body_bytes: u64,
-    /// Most concurrent client connections.
+    /// Most concurrent client connections, 1 to 1,000,000.
     pub max_connections: u64,
 }
 
@@ -149,6 +192,9 @@ pub struct RouteConfig {
     /// Headers that must be present with these exact values.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Rate limit over the requests this route matches, on top of the listener's.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
     /// Weighted split over pools.
     pub split: Vec<SplitConfig>,
 }
@@ -163,7 +209,7 @@ fn default_path_prefix() -> String {
 pub struct SplitConfig {
     /// Pool name.
     pub pool: String,
-    /// Relative weight; default 100.
+    /// Relative weight, 0–10,000 (0 drains the arm; not all arms may be 0); default 100.
     #[serde(default = "default_split_weight")]
     pub weight: u32,
 }
@@ -176,23 +222,42 @@ fn default_split_weight() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
-    /// Unique name.
+    /// Unique name: 1–64 characters from `A-Z a-z 0-9 - _ .`.
     pub name: String,
     /// Balancing algorithm; default `least-request`.
     #[serde(default = "default_algorithm")]
     pub balance: Algorithm,
-    /// What `consistent-hash` hashes.
+    /// What `consistent-hash` hashes (required by it, refused by the other algorithms),
+    /// e.g. `{ header = "X-User" }`, `{ cookie = "sid" }` or `"path"`.
     #[serde(default)]
     pub hash_on: Option<HashOn>,
     /// Cookie affinity.
     #[serde(default)]
     pub sticky: Option<StickyConfig>,
-    /// Weight ramp window for new instances; None disables slow start.
+    /// Weight ramp window for new instances, at most 1h; None disables slow start.
     #[serde(default)]
     pub slow_start: Option<ConfigDuration>,
     /// Fraction (0.0–1.0) of eligible instances below which all are used; default 0.5.
     #[serde(default = "default_panic_threshold")]
     pub panic_threshold: f64,
+    /// Active health checks (`[pool.health]`); default none.
+    #[serde(default)]
+    pub health: Option<HealthCheckConfig>,
+    /// Passive outlier detection (`[pool.outlier]`); on by default.
+    #[serde(default)]
+    pub outlier: OutlierConfig,
+    /// Per-instance circuit breaker (`[pool.circuit_breaker]`); on by default.
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreakerConfig,
+    /// In-flight limits and the pending queue (`[pool.limits]`).
+    #[serde(default)]
+    pub limits: PoolLimitsConfig,
+    /// Retries under a budget (`[pool.retry]`).
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// Where instances come from (`[pool.provider]`); default `static`: the instance list.
+    #[serde(default)]
+    pub provider: ProviderConfig,
     /// Static instances.
     #[serde(default, rename = "instance")]
     pub instances: Vec<InstanceConfig>,
@@ -210,7 +275,7 @@ fn default_panic_threshold() -> f64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StickyConfig {
-    /// Cookie name; default `ballast_affinity`.
+    /// Cookie name (an HTTP token); default `ballast_affinity`.
     #[serde(default = "default_sticky_cookie")]
     pub cookie: String,
     /// Cookie lifetime; None: a session cookie.
@@ -226,12 +291,12 @@ fn default_sticky_cookie() -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstanceConfig {
-    /// `host:port` to connect to.
+    /// `host:port` to connect to; host is an IP literal (`[...]` for IPv6) or a DNS name.
     pub address: String,
     /// Relative weight, 1–10,000; default 1.
     #[serde(default = "default_instance_weight")]
     pub weight: u32,
-    /// Zone label.
+    /// Zone label (`A-Z a-z 0-9 - _ .`).
     #[serde(default)]
     pub zone: Option<String>,
 }
