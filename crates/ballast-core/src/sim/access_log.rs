@@ -8,7 +8,7 @@
 //! UTC second; seconds between the first and the last with no line count 0 requests, so
 //! the trace has one point per second with `t = 0` at the first second.
 
-use super::trace::{content_lines, TraceError, TracePoint, MAX_POINTS};
+use super::trace::{content_lines, shown, TraceError, TracePoint, MAX_POINTS};
 
 const TIMESTAMP_FORMAT: &str = "%d/%b/%Y:%H:%M:%S %z";
 const SHAPE: &str = "expected host ident user [10/Oct/2000:13:55:36 -0700] \"request\" status bytes";
@@ -52,17 +52,17 @@ fn parse_line(row: &str) -> Result<i64, String> {
     }
     let stamp = &row[open + 1..close];
     let when = chrono::DateTime::parse_from_str(stamp, TIMESTAMP_FORMAT)
-        .map_err(|e| format!("timestamp {stamp:?} is not a date like 10/Oct/2000:13:55:36 -0700 ({e})"))?;
+        .map_err(|e| format!("timestamp {} is not a date like 10/Oct/2000:13:55:36 -0700 ({e})", shown(stamp)))?;
     let rest = row[close + 1..].trim_start();
     let after_request = skip_quoted(rest).ok_or_else(|| format!("request is not a quoted string; {SHAPE}"))?;
     let mut fields = after_request.split_whitespace();
     let status = fields.next().ok_or_else(|| format!("status is missing; {SHAPE}"))?;
     if !(status.len() == 3 && status.parse::<u16>().is_ok_and(|s| (100..=599).contains(&s))) {
-        return Err(format!("status {status:?} is not an HTTP status (100 to 599)"));
+        return Err(format!("status {} is not an HTTP status (100 to 599)", shown(status)));
     }
     let bytes = fields.next().ok_or_else(|| format!("bytes is missing; {SHAPE}"))?;
     if bytes != "-" && bytes.parse::<u64>().is_err() {
-        return Err(format!("bytes {bytes:?} is not a byte count or -"));
+        return Err(format!("bytes {} is not a byte count or -", shown(bytes)));
     }
     Ok(when.timestamp())
 }

@@ -1,6 +1,11 @@
 //! The chart: offered load (grey area, right axis) and billed replicas per policy and for
 //! the oracle (lines, left axis) over time, as one self-contained SVG string.
 //!
+//! The two axes share one scale: a load of `k × capacity × max_utilisation` req/s is
+//! drawn at the height of `k` replicas, so where a policy's line dips into the grey area
+//! its pool is short of the utilisation ceiling (ready replicas may lag the billed line
+//! while they start).
+//!
 //! Long traces are drawn at most [`COLUMNS`] columns wide: each column shows the
 //! *maximum* of a series inside it, so short spikes and short scale-ups stay visible.
 
@@ -24,9 +29,12 @@ pub fn render_svg(scenario: &Scenario, report: &SimReport) -> String {
     let (start, end) = (trace.start_s(), trace.end_s());
     let load: Vec<(f64, f64)> = trace.points().iter().map(|p| (p.t_s, p.rps)).collect();
     let billed = |s: &[SeriesPoint]| s.iter().map(|p| (p.t_s, f64::from(p.billed))).collect::<Vec<_>>();
+    let model = scenario.model();
+    let per_replica = model.capacity_rps * model.slo.max_utilisation;
     let max_load = load.iter().map(|p| p.1).fold(0.0, f64::max);
     let max_replicas = report.policies.iter().map(|p| p.peak_replicas).chain([report.oracle.peak_replicas]).max().unwrap_or(0);
-    let plot = Plot { start, end, y_left: nice_ceiling(f64::from(max_replicas.max(1))), y_right: nice_ceiling(max_load) };
+    let y_left = nice_ceiling(f64::from(max_replicas).max(max_load / per_replica).max(1.0));
+    let plot = Plot { start, end, y_left, y_right: y_left * per_replica };
 
     let mut svg = String::new();
     let _ = write!(
@@ -38,8 +46,6 @@ pub fn render_svg(scenario: &Scenario, report: &SimReport) -> String {
     let area = plot.columns(&load, end, |v| plot.y(v, plot.y_right));
     let (x0, x1, base) = (plot.x(start), plot.x(end), plot.y(0.0, 1.0));
     let _ = write!(svg, r##"<polygon fill="#d9d9d9" stroke="none" points="{x0:.1},{base:.1} {area} {x1:.1},{base:.1}"/>"##);
-    let oracle = plot.columns(&billed(&report.oracle.series), end, |v| plot.y(v, plot.y_left));
-    let _ = write!(svg, r##"<polyline fill="none" stroke="#000" stroke-width="1.5" stroke-dasharray="6 3" points="{oracle}"/>"##);
     let mut legend = vec![("#d9d9d9", "load (req/s)".to_string()), ("#000", "oracle".to_string())];
     for (i, p) in report.policies.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
@@ -47,6 +53,9 @@ pub fn render_svg(scenario: &Scenario, report: &SimReport) -> String {
         let _ = write!(svg, r#"<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{line}"><title>{}</title></polyline>"#, escape(&p.name));
         legend.push((colour, p.name.clone()));
     }
+    // The oracle last, dashed, so it stays visible where a policy matches it.
+    let oracle = plot.columns(&billed(&report.oracle.series), end, |v| plot.y(v, plot.y_left));
+    let _ = write!(svg, r##"<polyline fill="none" stroke="#000" stroke-width="1.5" stroke-dasharray="6 3" points="{oracle}"><title>oracle</title></polyline>"##);
     let mut x = LEFT;
     for (colour, label) in legend {
         let _ = write!(svg, r#"<rect x="{x:.1}" y="14" width="14" height="10" fill="{colour}"/><text x="{:.1}" y="23">{}</text>"#, x + 18.0, escape(&label));

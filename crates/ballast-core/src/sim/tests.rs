@@ -301,3 +301,4 @@ proptest! {
         prop_assert!(close(r.replica_hours, sc.oracle().replica_hours), "{} vs oracle {}", r.replica_hours, sc.oracle().replica_hours);
     }
 }
+

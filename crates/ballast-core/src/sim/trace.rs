@@ -149,7 +149,7 @@ fn parse_csv(text: &str) -> Result<Vec<TracePoint>, TraceError> {
             if t_s <= prev.t_s {
                 return Err(TraceError::line(
                     line,
-                    format!("t_seconds {} is not after the previous row's {}; times must strictly increase", fields[0], prev.t_s),
+                    format!("t_seconds {} is not after the previous row's {}; times must strictly increase", shown(fields[0]), prev.t_s),
                 ));
             }
         }
@@ -159,6 +159,16 @@ fn parse_csv(text: &str) -> Result<Vec<TracePoint>, TraceError> {
         points.push(TracePoint { t_s, rps });
     }
     Ok(points)
+}
+
+/// `text` for an error message: quoted, and cut to 40 characters so that a hostile
+/// megabyte-long field cannot become a megabyte-long message.
+pub(crate) fn shown(text: &str) -> String {
+    const MAX: usize = 40;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{:?}", format!("{}…", &text[..cut])),
+        None => format!("{text:?}"),
+    }
 }
 
 /// A header field is a name: it starts with a letter and is not a number (`nan`, `inf`).
@@ -171,15 +181,15 @@ fn number(line: usize, field: &str, text: &str, max: f64) -> Result<f64, TraceEr
     if text.is_empty() {
         return Err(TraceError::line(line, format!("{field} is empty")));
     }
-    let value: f64 = text.parse().map_err(|_| TraceError::line(line, format!("{field} {text:?} is not a number")))?;
+    let value: f64 = text.parse().map_err(|_| TraceError::line(line, format!("{field} {} is not a number", shown(text))))?;
     if !value.is_finite() {
-        return Err(TraceError::line(line, format!("{field} {text:?} is not a finite number")));
+        return Err(TraceError::line(line, format!("{field} {} is not a finite number", shown(text))));
     }
     if value < 0.0 {
-        return Err(TraceError::line(line, format!("{field} {text} is negative; it must be at least 0")));
+        return Err(TraceError::line(line, format!("{field} {} is negative; it must be at least 0", shown(text))));
     }
     if value > max {
-        return Err(TraceError::line(line, format!("{field} {text} is above the maximum {max}")));
+        return Err(TraceError::line(line, format!("{field} {} is above the maximum {max}", shown(text))));
     }
     Ok(value)
 }

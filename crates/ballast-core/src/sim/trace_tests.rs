@@ -58,15 +58,15 @@ fn bad_csv_is_refused_with_line_and_field() {
         ("t,rps\n0,1\n60,abc\n", "line 3: requests_per_second \"abc\" is not a number"),
         ("abc,5\n", "line 1: t_seconds \"abc\" is not a number"),
         ("0,1\n\n10,\n", "line 3: requests_per_second is empty"),
-        ("0,1\n10,-3\n", "line 2: requests_per_second -3 is negative; it must be at least 0"),
+        ("0,1\n10,-3\n", "line 2: requests_per_second \"-3\" is negative; it must be at least 0"),
         ("0,1\n10,NaN\n", "line 2: requests_per_second \"NaN\" is not a finite number"),
         ("0,1\n10,inf\n", "line 2: requests_per_second \"inf\" is not a finite number"),
         ("0,1\n10,1e400\n", "line 2: requests_per_second \"1e400\" is not a finite number"),
-        ("0,1\n10,2e9\n", "line 2: requests_per_second 2e9 is above the maximum 1000000000"),
-        ("-5,1\n", "line 1: t_seconds -5 is negative; it must be at least 0"),
-        ("1e12,1\n", "line 1: t_seconds 1e12 is above the maximum 100000000000"),
-        ("0,1\n10,1\n10,2\n", "line 3: t_seconds 10 is not after the previous row's 10; times must strictly increase"),
-        ("0,1\n10,1\n5,2\n", "line 3: t_seconds 5 is not after the previous row's 10; times must strictly increase"),
+        ("0,1\n10,2e9\n", "line 2: requests_per_second \"2e9\" is above the maximum 1000000000"),
+        ("-5,1\n", "line 1: t_seconds \"-5\" is negative; it must be at least 0"),
+        ("1e12,1\n", "line 1: t_seconds \"1e12\" is above the maximum 100000000000"),
+        ("0,1\n10,1\n10,2\n", "line 3: t_seconds \"10\" is not after the previous row's 10; times must strictly increase"),
+        ("0,1\n10,1\n5,2\n", "line 3: t_seconds \"5\" is not after the previous row's 10; times must strictly increase"),
         ("0,1,2\n", "line 1: row has 3 fields; expected 2: t_seconds,requests_per_second"),
         ("0,1\n7\n", "line 2: row has 1 fields; expected 2: t_seconds,requests_per_second"),
         ("0;1\n", "line 1: row has 1 fields; expected 2: t_seconds,requests_per_second"),
@@ -78,6 +78,15 @@ fn bad_csv_is_refused_with_line_and_field() {
     for (text, want) in cases {
         assert_eq!(err(text), want, "input {text:?}");
     }
+}
+
+#[test]
+fn a_huge_field_is_cut_short_in_the_message() {
+    let text = format!("0,1\n1,{}\n", "9".repeat(300));
+    let msg = err(&text);
+    assert_eq!(msg, format!("line 2: requests_per_second \"{}…\" is above the maximum 1000000000", "9".repeat(40)));
+    let text = format!("0,x{}\n", "é".repeat(100_000));
+    assert_eq!(err(&text), format!("line 1: requests_per_second \"x{}…\" is not a number", "é".repeat(39)));
 }
 
 #[test]
