@@ -4,13 +4,15 @@
 //! - [`trace`]: the load, from CSV or an access log ([`parse_trace`]).
 //! - [`model`]: capacity, start-up delay, M/M/c latency and the SLO ([`ReplicaModel`]).
 //! - [`run`]: the deterministic run loop ([`simulate`], [`Scenario`]).
-//! - [`oracle`]: the cheapest schedule that meets the SLO knowing the future.
+//! - [`mod@oracle`]: the cheapest schedule that meets the SLO knowing the future.
 //! - [`report`] and [`svg`]: the side-by-side table, the JSON and the chart.
 //!
 //! The rules every run follows, policies and oracle alike:
-//! - **Start**: at the trace's first time the pool has exactly the replicas the first
-//!   load needs ([`ReplicaModel::needed`]), ready (a warm start, the same for everyone).
-//! - **Decisions** every `sync_interval_s` from the start: the policy sees an
+//! - **Warm start**: the first decision, at the trace's first time, sees a pool sized
+//!   for the first load ([`ReplicaModel::needed`] ready replicas) and gets what it asks
+//!   for at once, ready, as if the policy had been running before the trace. It is not
+//!   counted as a scale action. (`fixed-N` starts with N; the oracle with its choice.)
+//! - **Decisions** every `sync_interval_s` after that: the policy sees an
 //!   [`Observation`] of the past interval and returns a desired count (clamped to
 //!   `max_replicas`). New replicas are billed at once and ready `startup_s` later.
 //!   Removals take effect at once, starting replicas first (newest first), then ready

@@ -210,7 +210,28 @@ impl ReplicaModel {
 
 /// Erlang B blocking probability for `servers` servers and offered load `a = λ/μ`
 /// (in erlangs), by the stable recursion `B(k) = a·B(k−1) / (k + a·B(k−1))`, `B(0) = 1`.
+///
+/// For `servers ≥ a` (the only case a stable queue has) the cost is
+/// O(√a + servers − a), not O(servers): the recursion forgets where it started (each
+/// step scales an error in `B` by about `k/a`, so the ~9√a steps from `k₀ = a − 9√a` up
+/// to `a` shrink it by about e^(−40)), so it starts at `k₀` from the large-load
+/// asymptote `B ≈ 1 − k₀/a`. Once `B` underflows to 0 it stays 0, and the loop stops.
 pub fn erlang_b(servers: u32, a: f64) -> f64 {
+    if a <= 0.0 {
+        return if servers == 0 { 1.0 } else { 0.0 };
+    }
+    let k0 = (a - 9.0 * a.sqrt() - 1.0).floor();
+    let (mut k, mut b) = if k0 >= 1.0 && f64::from(servers) >= a { (k0 as u32, 1.0 - k0 / a) } else { (0, 1.0) };
+    while k < servers && b > 0.0 {
+        k += 1;
+        b = erlang_b_step(k, a, b);
+    }
+    b
+}
+
+/// The plain recursion from `B(0) = 1`, O(servers): the reference for [`erlang_b`].
+#[cfg(test)]
+fn erlang_b_exact(servers: u32, a: f64) -> f64 {
     (1..=servers).fold(1.0, |b, k| erlang_b_step(k, a, b))
 }
 
@@ -248,6 +269,9 @@ pub fn mmc_sojourn_s(servers: u32, arrival_rps: f64, service_rps: f64) -> Option
         return (servers > 0).then_some(1.0 / service_rps);
     }
     let a = arrival_rps / service_rps;
+    if a >= f64::from(servers) {
+        return None;
+    }
     sojourn_from_b(servers, a, erlang_b(servers, a), service_rps)
 }
 
@@ -281,6 +305,23 @@ mod tests {
         assert_eq!(erlang_c(2, 2.0), 1.0);
         assert_eq!(erlang_c(0, 1.0), 1.0);
         assert_eq!(erlang_c(4, 0.0), 0.0);
+    }
+
+    #[test]
+    fn the_shortcut_recursion_matches_the_full_one() {
+        for a in [0.5f64, 3.0, 99.0, 150.0, 1_000.0, 4_321.5, 20_000.0] {
+            let sd = a.sqrt();
+            let lo = (a - 12.0 * sd).max(1.0) as u32;
+            let hi = (a + 12.0 * sd) as u32 + 5;
+            for c in (lo..=hi).step_by(((hi - lo) / 40).max(1) as usize) {
+                let (fast, exact) = (erlang_b(c, a), erlang_b_exact(c, a));
+                assert!((fast - exact).abs() <= 1e-12 * exact, "a = {a}, c = {c}: {fast} vs {exact}");
+            }
+        }
+        // Far above the load B underflows to exactly 0 and the loop stops early.
+        assert_eq!(erlang_b(1_000_000, 1.0), 0.0);
+        assert_eq!(erlang_b(0, 5.0), 1.0);
+        assert_eq!(erlang_b(3, 0.0), 0.0);
     }
 
     #[test]

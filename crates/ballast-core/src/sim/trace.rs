@@ -12,7 +12,7 @@
 //! - **Access log** in Common or Combined Log Format (the line holds a `[...]`
 //!   timestamp such as `[10/Oct/2000:13:55:36 -0700]`): requests are counted per second
 //!   of their timestamp; a second with no line in the log is a second with 0 requests.
-//!   See [`access_log`](super::access_log).
+//!   See [`access_log`].
 //!
 //! Nothing is skipped silently: the first malformed line is reported with its number and
 //! what is wrong. Negative, NaN, infinite and oversized values are refused, as are empty
