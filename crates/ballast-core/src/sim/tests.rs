@@ -152,19 +152,17 @@ fn run_errors_name_the_problem() {
         Scenario::new(trace.clone(), small).map(|_| ()),
         Err(SimError::NeedsTooMany { t_s: 60.0, rps: 200.0, max_replicas: 2 })
     );
-    let sc = scenario(TINY, ReplicaModel::default());
-    for (interval, want) in [(0.0, "sim.sync_interval_s: 0 is out of range"), (f64::NAN, "sim.sync_interval_s: NaN is out of range"), (0.01, "sim.sync_interval_s: 0.01 s over a 180 s trace")] {
-        let opts = SimOptions { sync_interval_s: interval };
-        let got = sc.simulate(&mut FixedPolicy::new(1), &opts).map(|_| ()).map_err(|e| e.to_string());
-        if interval == 0.01 {
-            assert_eq!(got, Ok(()), "18,000 decisions are fine");
-            let long = scenario("0,1\n100000,1\n", ReplicaModel::default());
-            let got = long.simulate(&mut FixedPolicy::new(1), &opts).map(|_| ()).map_err(|e| e.to_string());
-            assert!(got.as_ref().is_err_and(|e| e.starts_with("sim.sync_interval_s: 0.01 s over a 200000 s trace")), "{got:?}");
-        } else {
-            assert!(got.as_ref().is_err_and(|e| e.starts_with(want)), "{got:?}");
-        }
+    let interval_error = |csv: &str, interval: f64| {
+        let sc = scenario(csv, ReplicaModel::default());
+        sc.simulate(&mut FixedPolicy::new(1), &SimOptions { sync_interval_s: interval }).map(|_| ()).map_err(|e| e.to_string())
+    };
+    for (interval, want) in [(0.0, "sim.sync_interval_s: 0 is out of range"), (f64::NAN, "sim.sync_interval_s: NaN is out of range"), (-15.0, "sim.sync_interval_s: -15 is out of range")] {
+        let got = interval_error(TINY, interval);
+        assert!(got.as_ref().is_err_and(|e| e.starts_with(want)), "{got:?}");
     }
+    assert_eq!(interval_error(TINY, 0.01), Ok(()), "18,000 decisions are fine");
+    let got = interval_error("0,1\n100000,1\n", 0.01);
+    assert!(got.as_ref().is_err_and(|e| e.starts_with("sim.sync_interval_s: 0.01 s over a 200000 s trace makes more than")), "{got:?}");
     assert_eq!(FixedPolicy::from_spec("fixed-7"), Some(Ok(FixedPolicy::new(7))));
     assert_eq!(FixedPolicy::from_spec("target-60"), None);
     for bad in ["fixed-", "fixed-x", "fixed--1", "fixed-2000000"] {
