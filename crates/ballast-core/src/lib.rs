@@ -6,3 +6,4 @@
 
 pub mod balance;
 pub mod config;
+pub mod sim;
