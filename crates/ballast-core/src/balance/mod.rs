@@ -6,9 +6,25 @@
 //! the caller supplies the time and the randomness in a [`PickContext`], which keeps every
 //! algorithm a deterministic function that property tests can drive.
 
+mod balancer;
+mod hash;
+mod least;
 mod stats;
+mod view;
+mod weighted;
 
-pub use stats::BackendStats;
+#[cfg(test)]
+mod algorithm_tests;
+#[cfg(test)]
+mod tests;
+
+pub use balancer::Balancer;
+pub use hash::VNODES;
+pub use stats::{
+    BackendStats, MIN_SLOW_START_FACTOR, PEAK_EWMA_DECAY, PEAK_EWMA_DEFAULT_RTT,
+    PEAK_EWMA_FAILURE_PENALTY,
+};
+pub use weighted::MAX_PERIOD;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -149,6 +165,3 @@ pub struct PickContext<'a> {
     /// Backend indexes to avoid (already tried by this request's earlier attempts).
     pub avoid: &'a [usize],
 }
-
-mod balancer;
-pub use balancer::Balancer;

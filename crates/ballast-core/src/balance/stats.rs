@@ -55,6 +55,117 @@ impl BackendStats {
     }
 }
 
+impl BackendStats {
+    /// Records that a request was sent: `in_flight += 1`, `requests += 1`.
+    pub fn on_request_start(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records that a request finished at `now` after `latency`: `in_flight -= 1`
+    /// (saturating at 0), `failures += 1` when `!success`, and feeds the peak-EWMA.
+    ///
+    /// A failure is observed as at least [`PEAK_EWMA_FAILURE_PENALTY`] times the current
+    /// estimate (and at least [`PEAK_EWMA_DEFAULT_RTT`]): a backend that fails fast would
+    /// otherwise look like the fastest one and attract traffic (a "black hole").
+    pub fn on_request_end(&self, now: Duration, latency: Duration, success: bool) {
+        // Err means it was already 0: an unmatched end is ignored rather than wrapping.
+        let _ =
+            self.in_flight.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+        let mut sample = latency.as_nanos() as f64;
+        if !success {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            let current = self.peak_ewma(now).unwrap_or(PEAK_EWMA_DEFAULT_RTT);
+            sample = sample
+                .max(current.as_nanos() as f64 * PEAK_EWMA_FAILURE_PENALTY)
+                .max(PEAK_EWMA_DEFAULT_RTT.as_nanos() as f64);
+        }
+        self.observe_rtt(now, sample);
+    }
+
+    /// Folds one latency sample (nanoseconds) into the peak-EWMA (finagle/linkerd style).
+    ///
+    /// A sample above the current (decayed) estimate replaces it at once, so a backend
+    /// that slows down is avoided immediately; a lower sample only pulls the estimate down
+    /// with weight `1 - exp(-elapsed / PEAK_EWMA_DECAY)`, so recovery is gradual. The two
+    /// atomics are not updated as one: concurrent completions may lose a sample, which a
+    /// load heuristic tolerates, and no lock is taken.
+    fn observe_rtt(&self, now: Duration, rtt_ns: f64) {
+        let now_ns = duration_ns(now);
+        let rtt_ns = rtt_ns.max(1.0);
+        let prev = self.ewma_ns.load(Ordering::Relaxed);
+        let next = if prev == 0 {
+            rtt_ns
+        } else {
+            let elapsed = now_ns.saturating_sub(self.ewma_at_ns.load(Ordering::Relaxed));
+            let keep = decay_weight(elapsed);
+            let decayed = prev as f64 * keep;
+            if rtt_ns > decayed {
+                rtt_ns
+            } else {
+                decayed + rtt_ns * (1.0 - keep)
+            }
+        };
+        // 0 means "no sample yet", so a stored estimate is at least 1 ns.
+        self.ewma_ns.store((next.round() as u64).max(1), Ordering::Relaxed);
+        self.ewma_at_ns.store(now_ns, Ordering::Relaxed);
+    }
+
+    /// The peak-EWMA latency estimate decayed to `now`, or None before the first sample.
+    ///
+    /// Without new samples the estimate decays towards zero with time constant
+    /// [`PEAK_EWMA_DECAY`], so a backend that was slow long ago is tried again.
+    pub fn peak_ewma(&self, now: Duration) -> Option<Duration> {
+        let prev = self.ewma_ns.load(Ordering::Relaxed);
+        if prev == 0 {
+            return None;
+        }
+        let elapsed = duration_ns(now).saturating_sub(self.ewma_at_ns.load(Ordering::Relaxed));
+        Some(Duration::from_nanos((prev as f64 * decay_weight(elapsed)) as u64))
+    }
+
+    /// The peak-EWMA load cost at `now`: estimated latency in nanoseconds times
+    /// `(in_flight + 1)`. A backend without samples is costed at [`PEAK_EWMA_DEFAULT_RTT`]
+    /// so new backends get tried; the latency is floored at 1 ns so that fully decayed
+    /// backends still compare by their in-flight count.
+    pub fn peak_ewma_cost(&self, now: Duration) -> f64 {
+        let rtt = self.peak_ewma(now).unwrap_or(PEAK_EWMA_DEFAULT_RTT).as_nanos() as f64;
+        rtt.max(1.0) * (f64::from(self.in_flight.load(Ordering::Relaxed)) + 1.0)
+    }
+
+    /// Slow-start factor in `[MIN_SLOW_START_FACTOR, 1.0]`: how much of its weight this
+    /// backend gets at `now`, ramping linearly over `window` from `ready_at_ns`.
+    /// A zero window, or a backend ready for at least `window`, gives 1.0.
+    pub fn slow_start_factor(&self, now: Duration, window: Duration) -> f64 {
+        let window_ns = duration_ns(window);
+        let age = duration_ns(now).saturating_sub(self.ready_at_ns.load(Ordering::Relaxed));
+        if age >= window_ns {
+            return 1.0;
+        }
+        (age as f64 / window_ns as f64).max(MIN_SLOW_START_FACTOR)
+    }
+}
+
+/// Latency assumed for a backend with no sample yet (linkerd's default): optimistic
+/// enough that a new backend is tried soon, pessimistic enough not to flood it.
+pub const PEAK_EWMA_DEFAULT_RTT: Duration = Duration::from_millis(30);
+
+/// Time constant of the peak-EWMA (linkerd and finagle use 10 s): an old estimate keeps
+/// `exp(-elapsed / PEAK_EWMA_DECAY)` of its weight.
+pub const PEAK_EWMA_DECAY: Duration = Duration::from_secs(10);
+
+/// A failed request is observed as at least this multiple of the current estimate.
+pub const PEAK_EWMA_FAILURE_PENALTY: f64 = 2.0;
+
+/// Smallest slow-start factor: a brand-new backend still gets 10% of its weight, so it
+/// warms up instead of sitting idle.
+pub const MIN_SLOW_START_FACTOR: f64 = 0.1;
+
+/// The weight an estimate `elapsed_ns` old keeps: `exp(-elapsed / PEAK_EWMA_DECAY)`.
+fn decay_weight(elapsed_ns: u64) -> f64 {
+    (-(elapsed_ns as f64) / PEAK_EWMA_DECAY.as_nanos() as f64).exp()
+}
+
 /// A duration as whole nanoseconds, saturating at `u64::MAX` (~584 years).
 pub(crate) fn duration_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
