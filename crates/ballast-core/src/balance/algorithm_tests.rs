@@ -111,6 +111,40 @@ proptest! {
         }
     }
 
+    /// Power of two choices never picks the strictly most loaded backend (by in-flight
+    /// for least-request, by latency × load for peak-EWMA), and the least loaded one gets
+    /// more than its 1/n share.
+    #[test]
+    fn two_choices_shun_the_worst_and_favour_the_best(
+        latencies_ms in prop::collection::vec(1u64..500, 2..12),
+        in_flight in prop::collection::vec(0u32..20, 12),
+        ewma in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let n = latencies_ms.len();
+        let algorithm = if ewma { Algorithm::PeakEwma } else { Algorithm::LeastRequest };
+        let b = balancer(algorithm, &vec![1; n]);
+        let now = Duration::from_secs(50);
+        for i in 0..n {
+            b.stats(i).on_request_end(now, Duration::from_millis(latencies_ms[i]), true);
+            b.stats(i).in_flight.store(in_flight[i], Ordering::Relaxed);
+        }
+        let cost = |i: usize| {
+            let load = u64::from(in_flight[i]) + 1;
+            if ewma { latencies_ms[i] * load } else { load }
+        };
+        let (worst, best) = ((0..n).max_by_key(|&i| cost(i)), (0..n).min_by_key(|&i| cost(i)));
+        let (worst, best) = (worst.unwrap_or(0), best.unwrap_or(0));
+        let unique = |i: usize| (0..n).all(|j| j == i || cost(j) != cost(i));
+        let counts = histogram(&b, 2000, |k| PickContext { now, rand: nth_rand(seed, k), ..PickContext::default() });
+        if unique(worst) {
+            prop_assert_eq!(counts[worst], 0, "costs {:?}", (0..n).map(cost).collect::<Vec<_>>());
+        }
+        if unique(best) && n > 2 {
+            prop_assert!(counts[best] as f64 > 1.3 * 2000.0 / n as f64, "best got {:?}", counts);
+        }
+    }
+
     /// When one of n backends joins or leaves, about its weight share of 10,000 keys move
     /// (1/n for equal weights; checked within 0.5x..2x), and only to the newcomer or off
     /// the leaver; hiding a backend (unhealthy) moves only its own keys. The leaver's
