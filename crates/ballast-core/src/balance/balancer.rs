@@ -48,6 +48,12 @@ impl Selector {
     }
 }
 
+/// The round-robin position, alone on its cache line: every pick writes it, and sharing a
+/// line with the read-only fields would make every core re-fetch those after each pick.
+#[derive(Debug)]
+#[repr(align(64))]
+struct Counter(AtomicUsize);
+
 /// A pool's selector, rebuilt when membership changes and shared read-only by requests.
 ///
 /// `pick` applies, in order: sticky affinity (an eligible, not-avoided backend named by
@@ -62,7 +68,9 @@ pub struct Balancer {
     backends: Vec<Backend>,
     stats: Vec<Arc<BackendStats>>,
     options: BalanceOptions,
-    next: AtomicUsize,
+    next: Counter,
+    /// `backends[i].weight` as f64, at least 1 (see `View`).
+    weights: Vec<f64>,
     selector: Selector,
     by_id: HashMap<String, usize>,
 }
@@ -84,8 +92,18 @@ impl Balancer {
     ) -> Self {
         assert_eq!(backends.len(), stats.len(), "one stats entry per backend");
         let selector = Selector::new(algorithm, &backends);
+        let weights = backends.iter().map(|b| f64::from(b.weight.max(1))).collect();
         let by_id = backends.iter().enumerate().map(|(i, b)| (b.id.clone(), i)).collect();
-        Balancer { algorithm, backends, stats, options, next: AtomicUsize::new(0), selector, by_id }
+        Balancer {
+            algorithm,
+            backends,
+            stats,
+            options,
+            next: Counter(AtomicUsize::new(0)),
+            weights,
+            selector,
+            by_id,
+        }
     }
 
     /// The algorithm in use.
@@ -124,7 +142,7 @@ impl Balancer {
             }
         }
         let view = View::new(
-            &self.backends,
+            &self.weights,
             &self.stats,
             ctx.avoid,
             ctx.now,
@@ -133,7 +151,7 @@ impl Balancer {
         );
         let mut rng = Rng::new(ctx.rand);
         let n = self.backends.len();
-        let next = || self.next.fetch_add(1, Ordering::Relaxed);
+        let next = || self.next.0.fetch_add(1, Ordering::Relaxed);
         match &self.selector {
             Selector::RoundRobin => {
                 // Weights ignored; slow start still ramps a new backend in.

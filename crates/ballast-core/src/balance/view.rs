@@ -12,7 +12,7 @@
 //! Panic mode is decided lazily: counting eligible backends is O(n), so it happens only
 //! when a pick actually meets an ineligible backend.
 
-use super::{Backend, BackendStats};
+use super::BackendStats;
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -63,7 +63,9 @@ enum Tier {
 
 /// One pick's view of the pool.
 pub(super) struct View<'a> {
-    backends: &'a [Backend],
+    /// Configured weights (at least 1), kept apart from `Backend` so a scan reads one
+    /// dense array instead of one struct per backend.
+    weights: &'a [f64],
     stats: &'a [Arc<BackendStats>],
     avoid: &'a [usize],
     now: Duration,
@@ -75,19 +77,19 @@ pub(super) struct View<'a> {
 impl<'a> View<'a> {
     /// A view for one pick at `now`.
     pub(super) fn new(
-        backends: &'a [Backend],
+        weights: &'a [f64],
         stats: &'a [Arc<BackendStats>],
         avoid: &'a [usize],
         now: Duration,
         slow_start: Option<Duration>,
         panic_threshold: f64,
     ) -> Self {
-        View { backends, stats, avoid, now, slow_start, panic_threshold, panic: Cell::new(None) }
+        View { weights, stats, avoid, now, slow_start, panic_threshold, panic: Cell::new(None) }
     }
 
     /// Number of backends in the pool.
     pub(super) fn len(&self) -> usize {
-        self.backends.len()
+        self.weights.len()
     }
 
     /// The time of this pick.
@@ -145,7 +147,7 @@ impl<'a> View<'a> {
 
     /// Effective weight of backend `i`: its configured weight (at least 1) times its ramp.
     pub(super) fn weight(&self, i: usize) -> f64 {
-        f64::from(self.backends[i].weight.max(1)) * self.ramp(i)
+        self.weights[i] * self.ramp(i)
     }
 
     /// Runs an O(1) draw up to [`MAX_DRAWS`] times and keeps the first allowed backend,
