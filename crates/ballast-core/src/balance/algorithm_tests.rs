@@ -210,6 +210,17 @@ fn hashing_is_stable_per_key_and_spreads_keys() {
 }
 
 #[test]
+fn ip_hash_spreads_a_block_of_neighbouring_addresses() {
+    let b = balancer(Algorithm::IpHash, &[1; 10]);
+    let counts = histogram(&b, 65_536, |k| PickContext {
+        client_ip: Some(std::net::IpAddr::from((0x0A00_0000 + k as u32).to_be_bytes())),
+        ..PickContext::default()
+    });
+    let mean = 6553.6;
+    assert!(counts.iter().all(|&c| (c as f64 - mean).abs() < 0.35 * mean), "{counts:?}");
+}
+
+#[test]
 fn missing_hash_input_falls_back_to_weighted_random() {
     for algorithm in [Algorithm::IpHash, Algorithm::ConsistentHash] {
         let b = balancer(algorithm, &[1, 3]);
