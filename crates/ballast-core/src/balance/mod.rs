@@ -5,10 +5,54 @@
 //! rebuilds), then `pick` is called on the hot path. `pick` takes no lock and does no I/O:
 //! the caller supplies the time and the randomness in a [`PickContext`], which keeps every
 //! algorithm a deterministic function that property tests can drive.
+//!
+//! Every pick, whatever the algorithm:
+//! 1. **Sticky**: `ctx.sticky` naming an eligible backend that is not in `ctx.avoid` wins.
+//!    Otherwise the algorithm picks (and the proxy rewrites the cookie).
+//! 2. **Eligibility**: unhealthy, draining and avoided backends are never picked, except
+//!    in **panic mode** (healthy backends are fewer than `panic_threshold` of the
+//!    non-draining ones): then unhealthy backends may be picked too, draining ones still
+//!    not, and `avoid` is honoured unless it names every non-draining backend.
+//! 3. **Slow start** (`slow_start = Some(w)`): a backend ready for less than `w` gets
+//!    `max(age / w, 10%)` of its weight. Round-robin, weighted round-robin and random
+//!    accept it with that probability when drawn (its share scales accordingly);
+//!    least-connections, least-request and peak-EWMA divide its load score by it (a
+//!    backend at 10% looks 10x busier). The hashing algorithms ignore it: ramping would
+//!    move keys.
+//!
+//! | algorithm | pick | work per pick |
+//! | --- | --- | --- |
+//! | round-robin | atomic counter over the pool | O(1) |
+//! | weighted-round-robin | counter over a precomputed smooth schedule (`weighted`) | O(1) |
+//! | random | random slot of the same schedule: weighted random | O(1) |
+//! | least-connections | exact scan for the lowest `(in_flight + 1) / weight` | O(n) |
+//! | least-request | power of two choices on `(in_flight + 1) / weight` | O(1) |
+//! | peak-ewma | power of two choices on `ewma × (in_flight + 1) / weight` | O(1) |
+//! | ip-hash, consistent-hash | ring hash with 160 points per max weight (`hash`) | O(log n) |
+//!
+//! The O(1) algorithms fall back to an O(n) scan when 16 draws in a row land on backends
+//! that may not be picked. When the hash input is missing (no client IP, no hash key) the
+//! hashing algorithms pick a random point of the ring: a weighted random pick.
 
+mod balancer;
+mod hash;
+mod least;
 mod stats;
+mod view;
+mod weighted;
 
-pub use stats::BackendStats;
+#[cfg(test)]
+mod algorithm_tests;
+#[cfg(test)]
+mod tests;
+
+pub use balancer::Balancer;
+pub use hash::VNODES;
+pub use stats::{
+    BackendStats, MIN_SLOW_START_FACTOR, PEAK_EWMA_DECAY, PEAK_EWMA_DEFAULT_RTT,
+    PEAK_EWMA_FAILURE_PENALTY,
+};
+pub use weighted::MAX_PERIOD;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -40,15 +84,16 @@ pub enum Algorithm {
     WeightedRoundRobin,
     /// Fewest in-flight requests relative to weight.
     LeastConnections,
-    /// Uniform random (weighted by weight).
+    /// Random, in proportion to weight.
     Random,
-    /// Power of two choices on in-flight requests.
+    /// Power of two choices on in-flight requests relative to weight.
     LeastRequest,
     /// Lowest peak-EWMA latency times (in-flight + 1).
     PeakEwma,
-    /// Hash of the client IP.
+    /// Consistent hash (ring) of the client IP; random when the IP is unknown.
     IpHash,
-    /// Consistent hash (ring) of a header, cookie or the path; see [`HashOn`].
+    /// Consistent hash (ring) of a header, cookie or the path, see [`HashOn`]; random
+    /// when the request has no such value.
     ConsistentHash,
 }
 
@@ -122,8 +167,9 @@ pub enum HashOn {
 pub struct BalanceOptions {
     /// New backends ramp their weight up linearly over this window (None: no ramp).
     pub slow_start: Option<Duration>,
-    /// When the fraction of eligible backends falls below this (0.0–1.0), pick among all
-    /// backends instead ("panic mode"). Default 0.5; 0.0 disables panic mode.
+    /// When the fraction of healthy backends among the non-draining ones falls below this
+    /// (0.0–1.0), unhealthy backends may be picked too ("panic mode": better a maybe-sick
+    /// backend than overloading the few healthy ones). Default 0.5; 0.0 disables it.
     pub panic_threshold: f64,
 }
 
@@ -149,6 +195,3 @@ pub struct PickContext<'a> {
     /// Backend indexes to avoid (already tried by this request's earlier attempts).
     pub avoid: &'a [usize],
 }
-
-mod balancer;
-pub use balancer::Balancer;

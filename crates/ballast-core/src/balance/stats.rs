@@ -55,7 +55,208 @@ impl BackendStats {
     }
 }
 
+impl BackendStats {
+    /// Records that a request was sent: `in_flight += 1`, `requests += 1`.
+    pub fn on_request_start(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records that a request finished at `now` after `latency`: `in_flight -= 1`
+    /// (saturating at 0), `failures += 1` when `!success`, and feeds the peak-EWMA.
+    ///
+    /// A failure is observed as at least [`PEAK_EWMA_FAILURE_PENALTY`] times the current
+    /// estimate ([`PEAK_EWMA_DEFAULT_RTT`] before the first sample): a backend that fails fast would
+    /// otherwise look like the fastest one and attract traffic (a "black hole").
+    pub fn on_request_end(&self, now: Duration, latency: Duration, success: bool) {
+        // Err means it was already 0: an unmatched end is ignored rather than wrapping.
+        let _ =
+            self.in_flight.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+        let mut sample = latency.as_nanos() as f64;
+        if !success {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            let current = self.peak_ewma(now).unwrap_or(PEAK_EWMA_DEFAULT_RTT);
+            sample = sample.max(current.as_nanos() as f64 * PEAK_EWMA_FAILURE_PENALTY);
+        }
+        self.observe_rtt(now, sample);
+    }
+
+    /// Folds one latency sample (nanoseconds) into the peak-EWMA (finagle/linkerd style).
+    ///
+    /// A sample above the current (decayed) estimate replaces it at once, so a backend
+    /// that slows down is avoided immediately; a lower sample only pulls the estimate down
+    /// with weight `1 - exp(-elapsed / PEAK_EWMA_DECAY)`, so recovery is gradual. The two
+    /// atomics are not updated as one: concurrent completions may lose a sample, which a
+    /// load heuristic tolerates, and no lock is taken.
+    fn observe_rtt(&self, now: Duration, rtt_ns: f64) {
+        let now_ns = duration_ns(now);
+        let rtt_ns = rtt_ns.max(1.0);
+        let prev = self.ewma_ns.load(Ordering::Relaxed);
+        let next = if prev == 0 {
+            rtt_ns
+        } else {
+            let elapsed = now_ns.saturating_sub(self.ewma_at_ns.load(Ordering::Relaxed));
+            let keep = decay_weight(elapsed);
+            let decayed = prev as f64 * keep;
+            if rtt_ns > decayed {
+                rtt_ns
+            } else {
+                decayed + rtt_ns * (1.0 - keep)
+            }
+        };
+        // 0 means "no sample yet", so a stored estimate is at least 1 ns.
+        self.ewma_ns.store((next.round() as u64).max(1), Ordering::Relaxed);
+        self.ewma_at_ns.store(now_ns, Ordering::Relaxed);
+    }
+
+    /// The peak-EWMA latency estimate decayed to `now`, or None before the first sample.
+    ///
+    /// Without new samples the estimate decays towards zero with time constant
+    /// [`PEAK_EWMA_DECAY`], so a backend that was slow long ago is tried again.
+    pub fn peak_ewma(&self, now: Duration) -> Option<Duration> {
+        let prev = self.ewma_ns.load(Ordering::Relaxed);
+        if prev == 0 {
+            return None;
+        }
+        let elapsed = duration_ns(now).saturating_sub(self.ewma_at_ns.load(Ordering::Relaxed));
+        Some(Duration::from_nanos((prev as f64 * decay_weight(elapsed)) as u64))
+    }
+
+    /// The peak-EWMA load cost at `now`: estimated latency in nanoseconds times
+    /// `(in_flight + 1)`. A backend without samples is costed at [`PEAK_EWMA_DEFAULT_RTT`]
+    /// so new backends get tried; the latency is floored at 1 ns so that fully decayed
+    /// backends still compare by their in-flight count.
+    pub fn peak_ewma_cost(&self, now: Duration) -> f64 {
+        let rtt = self.peak_ewma(now).unwrap_or(PEAK_EWMA_DEFAULT_RTT).as_nanos() as f64;
+        rtt.max(1.0) * (f64::from(self.in_flight.load(Ordering::Relaxed)) + 1.0)
+    }
+
+    /// Slow-start factor in `[MIN_SLOW_START_FACTOR, 1.0]`: how much of its weight this
+    /// backend gets at `now`, ramping linearly over `window` from `ready_at_ns`.
+    /// A zero window, or a backend ready for at least `window`, gives 1.0.
+    pub fn slow_start_factor(&self, now: Duration, window: Duration) -> f64 {
+        let window_ns = duration_ns(window);
+        let age = duration_ns(now).saturating_sub(self.ready_at_ns.load(Ordering::Relaxed));
+        if age >= window_ns {
+            return 1.0;
+        }
+        (age as f64 / window_ns as f64).max(MIN_SLOW_START_FACTOR)
+    }
+}
+
+/// Latency assumed for a backend with no sample yet (linkerd's default): optimistic
+/// enough that a new backend is tried soon, pessimistic enough not to flood it.
+pub const PEAK_EWMA_DEFAULT_RTT: Duration = Duration::from_millis(30);
+
+/// Time constant of the peak-EWMA (linkerd and finagle use 10 s): an old estimate keeps
+/// `exp(-elapsed / PEAK_EWMA_DECAY)` of its weight.
+pub const PEAK_EWMA_DECAY: Duration = Duration::from_secs(10);
+
+/// A failed request is observed as at least this multiple of the current estimate.
+pub const PEAK_EWMA_FAILURE_PENALTY: f64 = 2.0;
+
+/// Smallest slow-start factor: a brand-new backend still gets 10% of its weight, so it
+/// warms up instead of sitting idle.
+pub const MIN_SLOW_START_FACTOR: f64 = 0.1;
+
+/// The weight an estimate `elapsed_ns` old keeps: `exp(-elapsed / PEAK_EWMA_DECAY)`.
+fn decay_weight(elapsed_ns: u64) -> f64 {
+    (-(elapsed_ns as f64) / PEAK_EWMA_DECAY.as_nanos() as f64).exp()
+}
+
 /// A duration as whole nanoseconds, saturating at `u64::MAX` (~584 years).
 pub(crate) fn duration_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn at(secs: u64) -> Duration {
+        Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn request_counters_and_saturating_in_flight() {
+        let s = BackendStats::default();
+        s.on_request_start();
+        s.on_request_start();
+        s.on_request_end(at(1), MS, true);
+        s.on_request_end(at(1), MS, false);
+        s.on_request_end(at(1), MS, true); // unmatched: stays at 0
+        assert_eq!(s.in_flight.load(Ordering::Relaxed), 0);
+        assert_eq!(s.requests.load(Ordering::Relaxed), 2);
+        assert_eq!(s.failures.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn ewma_takes_peaks_at_once_and_lower_samples_gradually() {
+        let s = BackendStats::default();
+        assert_eq!(s.peak_ewma(at(0)), None);
+        s.on_request_end(at(10), 20 * MS, true);
+        assert_eq!(s.peak_ewma(at(10)), Some(20 * MS), "first sample is the estimate");
+        s.on_request_end(at(10), 100 * MS, true);
+        assert_eq!(s.peak_ewma(at(10)), Some(100 * MS), "a peak replaces it");
+        // 1 s later a 10 ms sample: keep = e^-0.1 ≈ 0.905 of 100 ms, plus 0.095 × 10 ms.
+        s.on_request_end(at(11), 10 * MS, true);
+        let est = s.peak_ewma(at(11)).expect("sampled").as_secs_f64() * 1000.0;
+        assert!((est - 91.4).abs() < 0.1, "estimate {est} ms");
+    }
+
+    #[test]
+    fn ewma_decays_towards_zero_without_samples() {
+        let s = BackendStats::default();
+        s.on_request_end(at(0), 100 * MS, true);
+        let later = s.peak_ewma(PEAK_EWMA_DECAY).expect("sampled");
+        assert!((later.as_secs_f64() - 0.1 / std::f64::consts::E).abs() < 1e-6, "{later:?}");
+        assert!(s.peak_ewma(at(600)).expect("sampled") < Duration::from_micros(1));
+    }
+
+    #[test]
+    fn ewma_cost_scales_with_in_flight_and_defaults_for_new_backends() {
+        let s = BackendStats::default();
+        let default = PEAK_EWMA_DEFAULT_RTT.as_nanos() as f64;
+        assert_eq!(s.peak_ewma_cost(at(1)), default);
+        s.in_flight.store(3, Ordering::Relaxed);
+        assert_eq!(s.peak_ewma_cost(at(1)), 4.0 * default);
+        s.on_request_end(at(1), 5 * MS, true);
+        assert_eq!(s.peak_ewma_cost(at(1)), 3.0 * 5e6);
+        assert_eq!(s.peak_ewma_cost(at(100_000)), 3.0, "fully decayed: floor of 1 ns");
+    }
+
+    #[test]
+    fn a_fast_failure_is_penalised() {
+        let s = BackendStats::default();
+        s.on_request_end(at(1), 5 * MS, false);
+        assert_eq!(s.peak_ewma(at(1)), Some(2 * PEAK_EWMA_DEFAULT_RTT), "twice the default");
+        s.on_request_end(at(1), MS, false);
+        assert_eq!(s.peak_ewma(at(1)), Some(4 * PEAK_EWMA_DEFAULT_RTT), "doubles per failure");
+        s.on_request_end(at(1), Duration::from_secs(5), false);
+        assert_eq!(s.peak_ewma(at(1)), Some(Duration::from_secs(5)), "a slow failure counts as is");
+    }
+
+    #[test]
+    fn slow_start_ramps_linearly_with_a_floor() {
+        let s = BackendStats::ready_at(at(100));
+        let w = at(10);
+        assert_eq!(s.slow_start_factor(at(100), w), MIN_SLOW_START_FACTOR);
+        assert_eq!(s.slow_start_factor(at(50), w), MIN_SLOW_START_FACTOR, "clock before ready");
+        assert!((s.slow_start_factor(at(105), w) - 0.5).abs() < 1e-12);
+        assert_eq!(s.slow_start_factor(at(110), w), 1.0);
+        assert_eq!(s.slow_start_factor(at(100), Duration::ZERO), 1.0, "zero window: no ramp");
+    }
+
+    #[test]
+    fn eligibility_needs_healthy_and_not_draining() {
+        let s = BackendStats::default();
+        assert!(s.is_eligible());
+        s.draining.store(true, Ordering::Relaxed);
+        assert!(!s.is_eligible());
+        s.draining.store(false, Ordering::Relaxed);
+        s.healthy.store(false, Ordering::Relaxed);
+        assert!(!s.is_eligible());
+    }
 }
