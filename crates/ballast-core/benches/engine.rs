@@ -1,0 +1,2 @@
+//! Benchmarks of the scaling engine.
+fn main() {}
