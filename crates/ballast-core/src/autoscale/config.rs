@@ -23,7 +23,8 @@ use super::step::StepPolicy;
 use super::target::TargetPolicy;
 use super::templates::{self, Template};
 use crate::config::ConfigDuration;
-use serde::{Deserialize, Serialize};
+use serde::de::{self, DeserializeOwned};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::time::Duration;
 
 /// Scaling settings of one pool.
@@ -111,7 +112,10 @@ pub const DEFAULT_SCALE_DOWN_COOLDOWN: Duration = Duration::from_secs(300);
 pub const DEFAULT_SCALE_DOWN_STABILIZATION: Duration = Duration::from_secs(300);
 
 /// A policy attached to a pool (`[[pool.scaling.policy]]`), tagged by `kind`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Deserialising names the failing field inside the policy (`metric: unknown metric
+/// "cpux"; ...`), which serde's derived tagged enums cannot do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum PolicyConfig {
     /// `kind = "target"`: keep a metric near a target per instance.
@@ -148,6 +152,40 @@ impl PolicyConfig {
             PolicyConfig::Predictive(p) => p.active,
         }
     }
+}
+
+const KINDS: &[&str] = &["target", "step", "score", "schedule", "predictive"];
+
+impl<'de> Deserialize<'de> for PolicyConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let kind = match map.remove("kind") {
+            Some(serde_json::Value::String(k)) => k,
+            Some(other) => return Err(de::Error::custom(format!("kind must be a string, not {other}"))),
+            None => return Err(de::Error::missing_field("kind")),
+        };
+        let body = serde_json::Value::Object(map);
+        match kind.as_str() {
+            "target" => fields(body).map(PolicyConfig::Target),
+            "step" => fields(body).map(PolicyConfig::Step),
+            "score" => fields(body).map(PolicyConfig::Score),
+            "schedule" => fields(body).map(PolicyConfig::Schedule),
+            "predictive" => fields(body).map(PolicyConfig::Predictive),
+            other => Err(de::Error::unknown_variant(other, KINDS)),
+        }
+    }
+}
+
+/// Reads a policy's fields, prefixing an error with the field it is about.
+fn fields<T: DeserializeOwned, E: de::Error>(body: serde_json::Value) -> Result<T, E> {
+    serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            E::custom(e.into_inner())
+        } else {
+            E::custom(format!("{path}: {}", e.into_inner()))
+        }
+    })
 }
 
 /// `active` defaults to true.
