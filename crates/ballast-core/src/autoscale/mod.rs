@@ -51,6 +51,8 @@ mod tests;
 mod tests_config;
 #[cfg(test)]
 mod tests_props;
+#[cfg(test)]
+mod tests_units;
 
 pub use config::{
     LimitSelect, PolicyConfig, RateLimit, ScaleToZero, ScalingConfig, DEFAULT_SCALE_DOWN_COOLDOWN,
