@@ -32,7 +32,7 @@ fn collect_votes(config: &ScalingConfig, r: &Resolved, ctx: &Ctx<'_>, memory: &m
             PolicyConfig::Step(p) => step::evaluate(p, idx, ctx),
             PolicyConfig::Score(p) => score::evaluate(p, idx, ctx),
             PolicyConfig::Schedule(p) => {
-                let (rec, bounds) = schedule::evaluate(p, idx, ctx.state.current, ctx.now);
+                let (rec, bounds) = schedule::evaluate(p, idx, ctx.state.current, ctx.now, &mut memory.schedules);
                 if let Some(b) = bounds {
                     windows.get_or_insert_with(WindowBounds::default).merge(b);
                     if !rec.acting {

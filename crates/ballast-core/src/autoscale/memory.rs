@@ -3,6 +3,7 @@
 //! simulator drive the same state machine; it serialises, so it can survive restarts.
 
 use super::forecast::Forecaster;
+use super::schedule::ScheduleCache;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -27,6 +28,9 @@ pub struct EngineMemory {
     pub last_demand: Option<DateTime<Utc>>,
     /// Demand history per predictive policy, keyed by policy index.
     pub forecasters: BTreeMap<usize, Forecaster>,
+    /// Parsed schedules and their known open/closed spans; rebuilt on demand.
+    #[serde(skip)]
+    pub schedules: ScheduleCache,
 }
 
 /// One scaling action.

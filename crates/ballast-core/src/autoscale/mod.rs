@@ -63,7 +63,7 @@ pub use decision::{Alert, AlertLevel, Decision, Direction, Recommendation};
 pub use forecast::{Forecaster, PredictivePolicy};
 pub use memory::{EngineMemory, ScaleEvent};
 pub use metrics::{summarise, MetricKind, MetricSource, MetricWindows, Summary, UnknownMetric, METRIC_NAMES};
-pub use schedule::SchedulePolicy;
+pub use schedule::{ScheduleCache, SchedulePolicy};
 pub use score::{default_weights, ScorePolicy};
 pub use step::{StepPolicy, StepSize};
 pub use target::TargetPolicy;

@@ -18,6 +18,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 /// `kind = "schedule"`.
@@ -88,33 +89,90 @@ pub(crate) fn open_window(
     (now < end).then_some((start, end))
 }
 
+/// Parsed schedules and what is known about their windows, per policy index, so a
+/// decision parses nothing and searches the calendar only when a window opens or closes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScheduleCache(BTreeMap<usize, Entry>);
+
+#[derive(Debug, Clone, PartialEq)]
+struct Entry {
+    start: String,
+    timezone: String,
+    duration: std::time::Duration,
+    parsed: Result<(Cron, Tz), String>,
+    known: Option<Known>,
+}
+
+/// A span of time over which the window's state cannot change.
+#[derive(Debug, Clone, PartialEq)]
+enum Known {
+    Open { start: DateTime<Utc>, end: DateTime<Utc>, reason: String },
+    Closed { since: DateTime<Utc>, until: Option<DateTime<Utc>> },
+}
+
+impl Known {
+    fn covers(&self, now: DateTime<Utc>) -> bool {
+        match self {
+            Known::Open { start, end, .. } => *start <= now && now < *end,
+            Known::Closed { since, until } => *since <= now && until.is_none_or(|u| now < u),
+        }
+    }
+}
+
+fn find(p: &SchedulePolicy, cron: &Cron, tz: Tz, now: DateTime<Utc>) -> Known {
+    match open_window(cron, tz, p.duration.0, now) {
+        Some((start, end)) => {
+            let fmt = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string();
+            let mut reason = format!("window {:?} open {} – {}", p.start, fmt(start), fmt(end));
+            for (name, v) in [("min", p.min), ("max", p.max)] {
+                if let Some(v) = v {
+                    reason.push_str(&format!(", {name} {v}"));
+                }
+            }
+            Known::Open { start, end, reason }
+        }
+        None => {
+            let until = cron.find_next_occurrence(&now.with_timezone(&tz), false).ok().map(|t| t.with_timezone(&Utc));
+            Known::Closed { since: now, until }
+        }
+    }
+}
+
 /// The vote of a schedule policy and the bounds it sets while open.
 pub(crate) fn evaluate(
     p: &SchedulePolicy,
     idx: usize,
     current: u32,
     now: DateTime<Utc>,
+    cache: &mut ScheduleCache,
 ) -> (Recommendation, Option<WindowBounds>) {
     const KIND: &str = "schedule";
-    let (cron, tz) = match parse(p) {
-        Ok(v) => v,
-        Err(e) => return (Recommendation::no_data(idx, KIND, e).passive(), None),
+    let fresh = |p: &SchedulePolicy| Entry {
+        start: p.start.clone(),
+        timezone: p.timezone.clone(),
+        duration: p.duration.0,
+        parsed: parse(p),
+        known: None,
     };
-    let Some((start, end)) = open_window(&cron, tz, p.duration.0, now) else {
+    let e = cache.0.entry(idx).or_insert_with(|| fresh(p));
+    if e.start != p.start || e.timezone != p.timezone || e.duration != p.duration.0 {
+        *e = fresh(p);
+    }
+    let (cron, tz) = match &e.parsed {
+        Ok(v) => v,
+        Err(err) => return (Recommendation::no_data(idx, KIND, err.clone()).passive(), None),
+    };
+    if !e.known.as_ref().is_some_and(|k| k.covers(now)) {
+        e.known = Some(find(p, cron, *tz, now));
+    }
+    let Some(Known::Open { reason, .. }) = &e.known else {
         let reason = format!("window {:?} ({}) closed", p.start, p.timezone);
         return (Recommendation::no_data(idx, KIND, reason).passive(), None);
     };
-    let fmt = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string();
-    let mut reason = format!("window {:?} open {} – {}", p.start, fmt(start), fmt(end));
-    for (name, v) in [("min", p.min), ("max", p.max)] {
-        if let Some(v) = v {
-            reason.push_str(&format!(", {name} {v}"));
-        }
-    }
     let bounds = WindowBounds { min: p.min, max: p.max };
     let rec = match p.desired {
         Some(d) => Recommendation::wants(idx, KIND, d, format!("{reason}, desired {d} → {current} → {d}")),
-        None => Recommendation::no_data(idx, KIND, reason).passive(),
+        None => Recommendation::no_data(idx, KIND, reason.clone()).passive(),
     };
     (rec, Some(bounds))
 }

@@ -212,3 +212,33 @@ fn rate_limit_allowance() {
     assert_eq!(l(None, Some(50.0), LimitSelect::Max).allowance(3), 2);
     assert_eq!(l(None, None, LimitSelect::Max).allowance(3), u32::MAX);
 }
+
+#[test]
+fn schedule_cache_agrees_with_a_fresh_evaluation() {
+    let window = |start: &str, tz: &str| {
+        PolicyConfig::Schedule(SchedulePolicy {
+            start: start.into(),
+            duration: crate::config::ConfigDuration::from_secs(9 * 3600),
+            timezone: tz.into(),
+            min: Some(5),
+            max: None,
+            desired: None,
+            active: true,
+        })
+    };
+    let mut config = ScalingConfig { policies: vec![window("0 9 * * 1-5", "Europe/Berlin")], ..ScalingConfig::default() };
+    let mut memory = EngineMemory::new();
+    let from = Utc.with_ymd_and_hms(2026, 3, 27, 0, 0, 0).single().expect("time"); // spans the DST change
+    let mut opened = 0;
+    for step in 0..(4 * 24 * 4) {
+        if step == 200 {
+            config.policies[0] = window("30 22 * * *", "UTC"); // a config change mid-run
+        }
+        let now = from + TimeDelta::minutes(15 * step);
+        let cached = decide(&PoolState::new(1, 1), &config, None, &MetricWindows::new(), &mut memory, now);
+        let fresh = decide(&PoolState::new(1, 1), &config, None, &MetricWindows::new(), &mut EngineMemory::new(), now);
+        assert_eq!((cached.min, &cached.recommendations), (fresh.min, &fresh.recommendations), "at {now}");
+        opened += usize::from(cached.min == 5);
+    }
+    assert!(opened > 0 && opened < 4 * 24 * 4, "the window opened and closed ({opened} open steps)");
+}
