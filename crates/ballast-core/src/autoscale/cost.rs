@@ -18,7 +18,7 @@
 //! scale-up may pass the cap, and a critical alert says so.
 
 use super::decision::{Alert, AlertLevel};
-use super::metrics::round2;
+use super::metrics::Num;
 use chrono::{DateTime, Datelike, Duration as TimeDelta, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -155,7 +155,7 @@ pub(crate) fn evaluate(c: &CostConfig, spent: f64, current: u32, now: DateTime<U
     let Some(budget) = c.budget.filter(|b| *b > 0.0) else {
         return out;
     };
-    let money = |v: f64| format!("{} {}", round2(v), c.currency);
+    let money = |v: f64| format!("{} {}", Num(v), c.currency);
     let used = spent / budget;
     let period = c.period.name();
     let level = if used >= c.critical_at {
@@ -170,7 +170,7 @@ pub(crate) fn evaluate(c: &CostConfig, spent: f64, current: u32, now: DateTime<U
             "budget: spent {} of {} {period} ({}%)",
             money(spent),
             money(budget),
-            round2(used * 100.0)
+            Num(used * 100.0)
         );
         out.alerts.push(Alert { level, message });
     }

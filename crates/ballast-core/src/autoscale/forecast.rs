@@ -21,7 +21,7 @@
 
 use super::config::yes;
 use super::decision::Recommendation;
-use super::metrics::{round2, MetricKind};
+use super::metrics::{MetricKind, Num};
 use super::target::{ceil_count, default_window, per_note};
 use super::Ctx;
 use crate::config::ConfigDuration;
@@ -229,7 +229,7 @@ pub(crate) fn evaluate(
             let reason = format!(
                 "forecast {} {} in {} ({method}) at target {}{} → {current} → {want}",
                 p.metric,
-                round2(f),
+                Num(f),
                 humantime::format_duration(lead),
                 p.metric.format_value(p.target),
                 per_note(&p.metric)

@@ -58,19 +58,36 @@ impl MetricKind {
     /// A value with its unit, for reasons: `83%`, `412 rps`, `230ms`.
     pub fn format_value(&self, v: f64) -> String {
         match self {
-            MetricKind::Cpu | MetricKind::Memory | MetricKind::ErrorRate => format!("{}%", round2(v)),
-            MetricKind::Rps => format!("{} rps", round2(v)),
+            MetricKind::Cpu | MetricKind::Memory | MetricKind::ErrorRate => format!("{}%", Num(v)),
+            MetricKind::Rps => format!("{} rps", Num(v)),
             MetricKind::LatencyP50 | MetricKind::LatencyP95 | MetricKind::LatencyP99 => {
-                format!("{}ms", round2(v))
+                format!("{}ms", Num(v))
             }
-            _ => format!("{}", round2(v)),
+            _ => format!("{}", Num(v)),
         }
     }
 }
 
-/// Rounds to at most two decimals for display (`83.3333` → `83.33`, `5.0` → `5`).
-pub(crate) fn round2(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
+/// A number shown with at most two decimals (`83.3333` → `83.33`, `5.0` → `5`). Written
+/// with integer formatting: float formatting was the largest cost of a decision.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Num(pub f64);
+
+impl fmt::Display for Num {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cents = (self.0 * 100.0).round();
+        if !cents.is_finite() || cents.abs() >= 9e15 {
+            return write!(f, "{}", self.0);
+        }
+        let cents = cents as i64;
+        let (sign, abs) = (if cents < 0 { "-" } else { "" }, cents.unsigned_abs());
+        let (whole, frac) = (abs / 100, abs % 100);
+        match frac {
+            0 => write!(f, "{sign}{whole}"),
+            _ if frac % 10 == 0 => write!(f, "{sign}{whole}.{}", frac / 10),
+            _ => write!(f, "{sign}{whole}.{frac:02}"),
+        }
+    }
 }
 
 /// A metric name that is not one of [`METRIC_NAMES`].

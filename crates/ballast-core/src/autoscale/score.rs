@@ -9,7 +9,7 @@
 
 use super::config::yes;
 use super::decision::Recommendation;
-use super::metrics::{round2, MetricKind};
+use super::metrics::{MetricKind, Num};
 use super::step::{per_instance, step_vote, StepSize};
 use super::target::default_window;
 use super::Ctx;
@@ -105,7 +105,7 @@ fn score(p: &ScorePolicy, ctx: &Ctx<'_>) -> (Option<f64>, String, usize) {
         sum += w * norm;
         weight += w;
         let sep = if parts.is_empty() { "" } else { ", " };
-        let _ = write!(parts, "{sep}{metric} {}→{}", metric.format_value(v), round2(norm));
+        let _ = write!(parts, "{sep}{metric} {}→{}", metric.format_value(v), Num(norm));
     }
     if !missing.is_empty() {
         let sep = if parts.is_empty() { "" } else { "; " };
@@ -125,6 +125,6 @@ pub(crate) fn evaluate(p: &ScorePolicy, idx: usize, ctx: &Ctx<'_>) -> Recommenda
     };
     let (want, cmp) = step_vote(current, s, p.threshold_up, p.threshold_down, p.scale_up_by, p.scale_down_by);
     let reason =
-        format!("score {} {cmp} over {samples} samples ({parts}) → {current} → {want}", round2(s));
+        format!("score {} {cmp} over {samples} samples ({parts}) → {current} → {want}", Num(s));
     Recommendation::wants(idx, KIND, want, reason)
 }

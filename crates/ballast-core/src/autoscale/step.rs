@@ -4,7 +4,7 @@
 
 use super::config::yes;
 use super::decision::Recommendation;
-use super::metrics::{round2, MetricKind};
+use super::metrics::{MetricKind, Num};
 use super::target::{default_window, per_note};
 use super::Ctx;
 use crate::config::ConfigDuration;
@@ -126,11 +126,11 @@ pub(crate) fn step_vote(
     down_by: StepSize,
 ) -> (u32, String) {
     if value > up {
-        (current.saturating_add(up_by.of(current)), format!("> up {} (+{up_by})", round2(up)))
+        (current.saturating_add(up_by.of(current)), format!("> up {} (+{up_by})", Num(up)))
     } else if value < down {
-        (current.saturating_sub(down_by.of(current)), format!("< down {} (-{down_by})", round2(down)))
+        (current.saturating_sub(down_by.of(current)), format!("< down {} (-{down_by})", Num(down)))
     } else {
-        (current, format!("between {} and {}", round2(down), round2(up)))
+        (current, format!("between {} and {}", Num(down), Num(up)))
     }
 }
 

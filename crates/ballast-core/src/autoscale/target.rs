@@ -10,7 +10,7 @@
 
 use super::config::yes;
 use super::decision::Recommendation;
-use super::metrics::{round2, MetricKind};
+use super::metrics::{MetricKind, Num};
 use super::Ctx;
 use crate::config::ConfigDuration;
 use serde::{Deserialize, Serialize};
@@ -91,7 +91,7 @@ pub(crate) fn evaluate(p: &TargetPolicy, idx: usize, ctx: &Ctx<'_>) -> Recommend
     let cmp = if ratio > 1.0 { ">" } else if ratio < 1.0 { "<" } else { "=" };
     let head = format!("{} {}{} {cmp} target {} {over}", p.metric, tf(per), per_note(&p.metric), tf(p.target));
     if (1.0 - ratio).abs() <= p.tolerance {
-        let band = round2(p.tolerance * 100.0);
+        let band = Num(p.tolerance * 100.0);
         return Recommendation::wants(idx, KIND, current, format!("{head}, within ±{band}% → {current}"));
     }
     let not_ready = current - ready;
@@ -101,7 +101,7 @@ pub(crate) fn evaluate(p: &TargetPolicy, idx: usize, ctx: &Ctx<'_>) -> Recommend
         if all <= 1.0 + p.tolerance {
             let reason = format!(
                 "{head}, but with {not_ready} not-ready instance(s) counted as idle the ratio is {} → {current}",
-                round2(all)
+                Num(all)
             );
             return Recommendation::wants(idx, KIND, current, reason);
         }

@@ -242,3 +242,10 @@ fn schedule_cache_agrees_with_a_fresh_evaluation() {
     }
     assert!(opened > 0 && opened < 4 * 24 * 4, "the window opened and closed ({opened} open steps)");
 }
+
+#[test]
+fn numbers_show_at_most_two_decimals() {
+    use super::metrics::Num;
+    let shown: Vec<String> = [83.3333, 5.0, 137.5, -2.005, -0.25, 0.004, 1e20, f64::NAN].iter().map(|v| Num(*v).to_string()).collect();
+    assert_eq!(shown, ["83.33", "5", "137.5", "-2.01", "-0.25", "0", "100000000000000000000", "NaN"]);
+}
