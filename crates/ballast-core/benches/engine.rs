@@ -6,9 +6,9 @@
 //! stabilisation history and the forecaster behave as in a long-running controller.
 
 use ballast_core::autoscale::{
-    decide, CostConfig, EngineMemory, Forecaster, LimitSelect, MetricKind, MetricSource, PolicyConfig,
-    PoolState, PredictivePolicy, RateLimit, ScaleToZero, ScalingConfig, SchedulePolicy, ScorePolicy, StepPolicy,
-    StepSize, Summary, TargetPolicy,
+    decide, CostConfig, EngineMemory, Forecaster, LimitSelect, MetricKind, MetricSource, PolicyConfig, PoolState,
+    PredictivePolicy, RateLimit, ScaleToZero, ScalingConfig, SchedulePolicy, ScorePolicy, StepPolicy, StepSize,
+    Summary, TargetPolicy,
 };
 use ballast_core::config::ConfigDuration;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};

@@ -141,7 +141,13 @@ fn stabilise(r: &Resolved, memory: &EngineMemory, current: u32, now: DateTime<Ut
 }
 
 /// Applies the rate limits of `config` given the scaling events in memory.
-fn rate_limit(config: &ScalingConfig, memory: &EngineMemory, current: u32, want: u32, now: DateTime<Utc>) -> (u32, Option<String>) {
+fn rate_limit(
+    config: &ScalingConfig,
+    memory: &EngineMemory,
+    current: u32,
+    want: u32,
+    now: DateTime<Utc>,
+) -> (u32, Option<String>) {
     let moved = |period: Duration, up: bool| -> u32 {
         let cutoff = before(now, period);
         memory
@@ -156,7 +162,10 @@ fn rate_limit(config: &ScalingConfig, memory: &EngineMemory, current: u32, want:
             let base = current.saturating_sub(moved(l.period.0, true));
             let limit = base.saturating_add(l.allowance(base)).max(current);
             if want > limit {
-                return (limit, Some(format!("scale-up limited to {limit} (at most {} per {})", l.allowance(base), l.period)));
+                return (
+                    limit,
+                    Some(format!("scale-up limited to {limit} (at most {} per {})", l.allowance(base), l.period)),
+                );
             }
         }
     } else if want < current {
@@ -164,7 +173,10 @@ fn rate_limit(config: &ScalingConfig, memory: &EngineMemory, current: u32, want:
             let base = current.saturating_add(moved(l.period.0, false));
             let limit = base.saturating_sub(l.allowance(base)).min(current);
             if want < limit {
-                return (limit, Some(format!("scale-down limited to {limit} (at most {} per {})", l.allowance(base), l.period)));
+                return (
+                    limit,
+                    Some(format!("scale-down limited to {limit} (at most {} per {})", l.allowance(base), l.period)),
+                );
             }
         }
     }
@@ -286,7 +298,14 @@ pub(crate) fn run(
 }
 
 /// One line: the deciding votes, then what held or bent the count, then the result.
-fn explain(dry_run: bool, current: u32, desired: u32, recs: &[Recommendation], blocked: &[String], notes: &[String]) -> String {
+fn explain(
+    dry_run: bool,
+    current: u32,
+    desired: u32,
+    recs: &[Recommendation],
+    blocked: &[String],
+    notes: &[String],
+) -> String {
     let acting: Vec<&Recommendation> = recs.iter().filter(|r| r.acting).collect();
     let top = acting.iter().filter_map(|r| r.desired).max();
     let mut parts: Vec<String> = if top.is_some_and(|t| t > current) {

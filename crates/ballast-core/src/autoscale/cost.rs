@@ -166,12 +166,7 @@ pub(crate) fn evaluate(c: &CostConfig, spent: f64, current: u32, now: DateTime<U
         None
     };
     if let Some(level) = level {
-        let message = format!(
-            "budget: spent {} of {} {period} ({}%)",
-            money(spent),
-            money(budget),
-            Num(used * 100.0)
-        );
+        let message = format!("budget: spent {} of {} {period} ({}%)", money(spent), money(budget), Num(used * 100.0));
         out.alerts.push(Alert { level, message });
     }
     let secs_left = (c.period.end_after(now) - now).max(TimeDelta::seconds(1)).num_seconds();

@@ -92,10 +92,7 @@ impl EngineMemory {
 
 /// `now − d`, saturating at the earliest representable time.
 pub(crate) fn before(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    TimeDelta::from_std(d)
-        .ok()
-        .and_then(|d| now.checked_sub_signed(d))
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    TimeDelta::from_std(d).ok().and_then(|d| now.checked_sub_signed(d)).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// Time left of `d` since `since`, if any (for "cooldown 42s left").

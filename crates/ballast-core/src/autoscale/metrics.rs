@@ -98,9 +98,8 @@ pub struct UnknownMetric(pub String);
 impl FromStr for MetricKind {
     type Err = UnknownMetric;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let named = |prefix: &str| {
-            s.strip_prefix(prefix).filter(|n| !n.trim().is_empty()).map(|n| n.trim().to_string())
-        };
+        let named =
+            |prefix: &str| s.strip_prefix(prefix).filter(|n| !n.trim().is_empty()).map(|n| n.trim().to_string());
         Ok(match s {
             "cpu" => MetricKind::Cpu,
             "memory" => MetricKind::Memory,

@@ -124,7 +124,6 @@ pub(crate) fn evaluate(p: &ScorePolicy, idx: usize, ctx: &Ctx<'_>) -> Recommenda
         return Recommendation::no_data(idx, KIND, format!("score: no weighted metric has data ({parts})"));
     };
     let (want, cmp) = step_vote(current, s, p.threshold_up, p.threshold_down, p.scale_up_by, p.scale_down_by);
-    let reason =
-        format!("score {} {cmp} over {samples} samples ({parts}) → {current} → {want}", Num(s));
+    let reason = format!("score {} {cmp} over {samples} samples ({parts}) → {current} → {want}", Num(s));
     Recommendation::wants(idx, KIND, want, reason)
 }

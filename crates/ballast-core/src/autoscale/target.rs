@@ -88,7 +88,13 @@ pub(crate) fn evaluate(p: &TargetPolicy, idx: usize, ctx: &Ctx<'_>) -> Recommend
     }
     let per = if p.metric.is_total() { s.mean / f64::from(ready) } else { s.mean };
     let ratio = per / p.target;
-    let cmp = if ratio > 1.0 { ">" } else if ratio < 1.0 { "<" } else { "=" };
+    let cmp = if ratio > 1.0 {
+        ">"
+    } else if ratio < 1.0 {
+        "<"
+    } else {
+        "="
+    };
     let head = format!("{} {}{} {cmp} target {} {over}", p.metric, tf(per), per_note(&p.metric), tf(p.target));
     if (1.0 - ratio).abs() <= p.tolerance {
         let band = Num(p.tolerance * 100.0);

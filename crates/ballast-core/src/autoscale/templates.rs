@@ -76,7 +76,8 @@ pub fn template(name: &str) -> Option<Template> {
         }
         "ml-gpu" => {
             let mut p = ScorePolicy::new(75.0, 25.0);
-            p.weights = weights(&[(MetricKind::Cpu, 40.0), (MetricKind::Memory, 30.0), (MetricKind::Concurrency, 30.0)]);
+            p.weights =
+                weights(&[(MetricKind::Cpu, 40.0), (MetricKind::Memory, 30.0), (MetricKind::Concurrency, 30.0)]);
             ("slow-starting GPU inference", p, (300, 900, 900))
         }
         "dev-minimal" => ("development: as few instances as possible", ScorePolicy::new(90.0, 10.0), (60, 120, 60)),

@@ -134,7 +134,9 @@ fn cpu70() -> ScalingConfig {
 
 #[test]
 fn calculator_cases() {
-    let stz = |c: &mut ScalingConfig| c.scale_to_zero = Some(ScaleToZero { idle_after: crate::config::ConfigDuration::from_secs(600) });
+    let stz = |c: &mut ScalingConfig| {
+        c.scale_to_zero = Some(ScaleToZero { idle_after: crate::config::ConfigDuration::from_secs(600) })
+    };
     let mut zero_cfg = cpu70();
     stz(&mut zero_cfg);
     let mut min2 = cpu70();
@@ -149,8 +151,14 @@ fn calculator_cases() {
         Case::new("missing metric blocks scale-down", bare(vec![target(Cpu, 70.0), target(Memory, 70.0)]), 4, 4, 4)
             .m(Cpu, &[30.0])
             .why(&["scale-down blocked: target policy #1 has no data"]),
-        Case::new("missing metric does not block scale-up", bare(vec![target(Cpu, 70.0), target(Memory, 70.0)]), 4, 4, 8)
-            .m(Cpu, &[140.0]),
+        Case::new(
+            "missing metric does not block scale-up",
+            bare(vec![target(Cpu, 70.0), target(Memory, 70.0)]),
+            4,
+            4,
+            8,
+        )
+        .m(Cpu, &[140.0]),
         Case::new("not-ready instances flip direction", cpu70(), 5, 3, 5)
             .m(Cpu, &[90.0])
             .why(&["2 not-ready instance(s) counted as idle the ratio is 0.77"]),
@@ -163,17 +171,43 @@ fn calculator_cases() {
             .m(Rps, &[250.0])
             .why(&["rps 250 rps with no ready instance"]),
         Case::new("from zero on cpu has no data", cpu70(), 0, 0, 1).why(&["no cpu samples"]),
-        Case::new("rps per instance", bare(vec![target(Rps, 100.0)]), 4, 4, 6).m(Rps, &[550.0]).why(&["137.5 rps per instance"]),
-        Case::new("step up absolute", bare(vec![step(80.0, 40.0, StepSize::Instances(2), StepSize::Instances(1))]), 3, 3, 5)
-            .m(Cpu, &[90.0])
-            .why(&["> up 80 (+2)"]),
-        Case::new("step down percent", bare(vec![step(80.0, 40.0, StepSize::Instances(1), StepSize::Percent(50.0))]), 5, 5, 2)
-            .m(Cpu, &[20.0])
-            .why(&["< down 40 (-50%)"]),
-        Case::new("step between thresholds", bare(vec![step(80.0, 40.0, StepSize::Instances(1), StepSize::Instances(1))]), 5, 5, 5)
-            .m(Cpu, &[60.0]),
-        Case::new("safest wins: largest scale-up", bare(vec![target(Cpu, 70.0), step(80.0, 40.0, StepSize::Instances(3), StepSize::Instances(1))]), 4, 4, 7)
-            .m(Cpu, &[90.0]),
+        Case::new("rps per instance", bare(vec![target(Rps, 100.0)]), 4, 4, 6)
+            .m(Rps, &[550.0])
+            .why(&["137.5 rps per instance"]),
+        Case::new(
+            "step up absolute",
+            bare(vec![step(80.0, 40.0, StepSize::Instances(2), StepSize::Instances(1))]),
+            3,
+            3,
+            5,
+        )
+        .m(Cpu, &[90.0])
+        .why(&["> up 80 (+2)"]),
+        Case::new(
+            "step down percent",
+            bare(vec![step(80.0, 40.0, StepSize::Instances(1), StepSize::Percent(50.0))]),
+            5,
+            5,
+            2,
+        )
+        .m(Cpu, &[20.0])
+        .why(&["< down 40 (-50%)"]),
+        Case::new(
+            "step between thresholds",
+            bare(vec![step(80.0, 40.0, StepSize::Instances(1), StepSize::Instances(1))]),
+            5,
+            5,
+            5,
+        )
+        .m(Cpu, &[60.0]),
+        Case::new(
+            "safest wins: largest scale-up",
+            bare(vec![target(Cpu, 70.0), step(80.0, 40.0, StepSize::Instances(3), StepSize::Instances(1))]),
+            4,
+            4,
+            7,
+        )
+        .m(Cpu, &[90.0]),
         Case::new("direction flip: up beats down", bare(vec![target(Cpu, 70.0), target(Rps, 100.0)]), 4, 4, 6)
             .m(Cpu, &[30.0])
             .m(Rps, &[600.0]),
@@ -183,22 +217,58 @@ fn calculator_cases() {
         Case::new("all agree on scale-down: largest vote", bare(vec![target(Cpu, 70.0), target(Rps, 100.0)]), 6, 6, 4)
             .m(Cpu, &[30.0])
             .m(Rps, &[400.0]),
-        Case::new("schedule raises min", bare(vec![target(Cpu, 70.0), schedule("0 9 * * *", 9, "UTC", Some(6), None)]), 4, 4, 6)
-            .m(Cpu, &[70.0])
-            .why(&["window \"0 9 * * *\" open 2026-11-25 09:00 UTC – 2026-11-25 18:00 UTC, min 6"]),
-        Case::new("schedule closed", bare(vec![target(Cpu, 70.0), schedule("0 20 * * *", 1, "UTC", Some(6), None)]), 4, 4, 4)
-            .m(Cpu, &[70.0]),
-        Case::new("schedule zone: 09:00 New York is closed at 12:00 UTC", bare(vec![target(Cpu, 70.0), schedule("0 9 * * *", 2, "America/New_York", Some(6), None)]), 4, 4, 4)
-            .m(Cpu, &[70.0]),
-        Case::new("schedule zone: 06:00 New York is open at 12:00 UTC", bare(vec![target(Cpu, 70.0), schedule("0 6 * * *", 2, "America/New_York", Some(6), None)]), 4, 4, 6)
-            .m(Cpu, &[70.0])
-            .why(&["EST"]),
-        Case::new("schedule desired vote", bare(vec![target(Cpu, 70.0), schedule("0 9 * * 1-5", 9, "UTC", None, Some(8))]), 4, 4, 8)
-            .m(Cpu, &[70.0])
-            .why(&["desired 8 → 4 → 8"]),
+        Case::new(
+            "schedule raises min",
+            bare(vec![target(Cpu, 70.0), schedule("0 9 * * *", 9, "UTC", Some(6), None)]),
+            4,
+            4,
+            6,
+        )
+        .m(Cpu, &[70.0])
+        .why(&["window \"0 9 * * *\" open 2026-11-25 09:00 UTC – 2026-11-25 18:00 UTC, min 6"]),
+        Case::new(
+            "schedule closed",
+            bare(vec![target(Cpu, 70.0), schedule("0 20 * * *", 1, "UTC", Some(6), None)]),
+            4,
+            4,
+            4,
+        )
+        .m(Cpu, &[70.0]),
+        Case::new(
+            "schedule zone: 09:00 New York is closed at 12:00 UTC",
+            bare(vec![target(Cpu, 70.0), schedule("0 9 * * *", 2, "America/New_York", Some(6), None)]),
+            4,
+            4,
+            4,
+        )
+        .m(Cpu, &[70.0]),
+        Case::new(
+            "schedule zone: 06:00 New York is open at 12:00 UTC",
+            bare(vec![target(Cpu, 70.0), schedule("0 6 * * *", 2, "America/New_York", Some(6), None)]),
+            4,
+            4,
+            6,
+        )
+        .m(Cpu, &[70.0])
+        .why(&["EST"]),
+        Case::new(
+            "schedule desired vote",
+            bare(vec![target(Cpu, 70.0), schedule("0 9 * * 1-5", 9, "UTC", None, Some(8))]),
+            4,
+            4,
+            8,
+        )
+        .m(Cpu, &[70.0])
+        .why(&["desired 8 → 4 → 8"]),
         Case::new("manual override", cpu70(), 4, 4, 7)
             .m(Cpu, &[10.0])
-            .state(|s| s.manual = Some(ManualOverride { replicas: 7, reason: "load test".into(), expires_at: Some(noon() + TimeDelta::hours(1)) }))
+            .state(|s| {
+                s.manual = Some(ManualOverride {
+                    replicas: 7,
+                    reason: "load test".into(),
+                    expires_at: Some(noon() + TimeDelta::hours(1)),
+                })
+            })
             .why(&["manual override 7 (load test) until 2026-11-25 13:00 UTC"]),
         Case::new("manual override clamped to max", cpu70(), 4, 4, 10)
             .state(|s| s.manual = Some(ManualOverride { replicas: 50, reason: "x".into(), expires_at: None })),
@@ -213,13 +283,10 @@ fn calculator_cases() {
                 m.last_demand = Some(ago(700));
             })
             .why(&["no requests for 10m: scaling to zero"]),
-        Case::new("not idle long enough", zero_cfg.clone(), 2, 2, 1)
-            .m(Rps, &[0.0])
-            .m(Cpu, &[10.0])
-            .mem(|m| {
-                m.first_seen = Some(ago(3600));
-                m.last_demand = Some(ago(300));
-            }),
+        Case::new("not idle long enough", zero_cfg.clone(), 2, 2, 1).m(Rps, &[0.0]).m(Cpu, &[10.0]).mem(|m| {
+            m.first_seen = Some(ago(3600));
+            m.last_demand = Some(ago(300));
+        }),
         Case::new("no rps samples: never idle", zero_cfg.clone(), 2, 2, 2).mem(|m| m.first_seen = Some(ago(3600))),
         Case::new("wake from zero", zero_cfg.clone(), 0, 0, 1)
             .state(|s| s.pending_requests = 3)
@@ -254,7 +321,9 @@ fn damping_cases() {
             .m(Cpu, &[140.0])
             .mem(|m| m.last_scale_up = Some(ago(30)))
             .why(&["scale-up blocked: cooldown 30s left", "hold at 4"]),
-        Case::new("scale-up cooldown over", damped(), 4, 4, 8).m(Cpu, &[140.0]).mem(|m| m.last_scale_up = Some(ago(61))),
+        Case::new("scale-up cooldown over", damped(), 4, 4, 8)
+            .m(Cpu, &[140.0])
+            .mem(|m| m.last_scale_up = Some(ago(61))),
         Case::new("scale-down cooldown counts a scale-up", damped(), 6, 6, 6)
             .m(Cpu, &[30.0])
             .mem(|m| m.last_scale_up = Some(ago(100)))
@@ -294,11 +363,21 @@ fn cost_cases() {
             .cost(budget.clone(), 1000.0 - 3.0 * 132.0, &[Warning])
             .why(&["budget caps max at 3"]),
         Case::new("budget warning", cpu70(), 1, 1, 1).m(Cpu, &[70.0]).cost(budget.clone(), 800.0, &[Warning]),
-        Case::new("budget critical, min holds", cpu70(), 1, 1, 1).m(Cpu, &[70.0]).cost(budget.clone(), 950.0, &[Critical, Warning, Critical]),
-        Case::new("SLO override passes the cap", cpu70(), 4, 4, 10)
-            .m(Cpu, &[200.0])
-            .cost(slo, 1000.0 - 3.0 * 132.0, &[Warning, Critical]),
-        Case::new("no budget: cost only", cpu70(), 4, 4, 5).m(Cpu, &[84.0]).cost(CostConfig::per_instance_hour(0.5, None), 0.0, &[]),
+        Case::new("budget critical, min holds", cpu70(), 1, 1, 1).m(Cpu, &[70.0]).cost(
+            budget.clone(),
+            950.0,
+            &[Critical, Warning, Critical],
+        ),
+        Case::new("SLO override passes the cap", cpu70(), 4, 4, 10).m(Cpu, &[200.0]).cost(
+            slo,
+            1000.0 - 3.0 * 132.0,
+            &[Warning, Critical],
+        ),
+        Case::new("no budget: cost only", cpu70(), 4, 4, 5).m(Cpu, &[84.0]).cost(
+            CostConfig::per_instance_hour(0.5, None),
+            0.0,
+            &[],
+        ),
     ];
     for c in cases {
         c.run();
@@ -347,7 +426,11 @@ fn score_policy_math() {
     let w = windows(&[(Cpu, &[50.0])]);
     let d = decide(&PoolState::new(4, 4), &config, None, &w, &mut EngineMemory::new(), noon());
     assert_eq!(d.desired, 4);
-    assert!(d.reason.contains("score 50 between 30 and 70") && d.reason.contains("no data: memory, rps, error-rate"), "{}", d.reason);
+    assert!(
+        d.reason.contains("score 50 between 30 and 70") && d.reason.contains("no data: memory, rps, error-rate"),
+        "{}",
+        d.reason
+    );
     let d = decide(&PoolState::new(4, 4), &config, None, &MetricWindows::new(), &mut EngineMemory::new(), noon());
     assert_eq!(d.recommendations[0].desired, None);
 }

@@ -195,10 +195,25 @@ fn cost_validation_cases() {
     let cases: &[(&str, &str, &str, &str)] = &[
         ("no price", "budget = 100", "price_per_instance_hour", "no price is set"),
         ("negative price", "price_per_instance_hour = -1", "price_per_instance_hour", "-1 is not allowed"),
-        ("vcpu without price", "price_per_instance_hour = 1\nvcpus_per_instance = 2", "price_per_vcpu_hour", "vcpus_per_instance is set but price_per_vcpu_hour is not"),
+        (
+            "vcpu without price",
+            "price_per_instance_hour = 1\nvcpus_per_instance = 2",
+            "price_per_vcpu_hour",
+            "vcpus_per_instance is set but price_per_vcpu_hour is not",
+        ),
         ("zero budget", "price_per_instance_hour = 1\nbudget = 0", "budget", "use a number above 0"),
-        ("warning above 1", "price_per_instance_hour = 1\nwarning_at = 75", "warning_at", "use a fraction of the budget"),
-        ("warning >= critical", "price_per_instance_hour = 1\nwarning_at = 0.9\ncritical_at = 0.8", "warning_at", "must be below critical_at (0.8)"),
+        (
+            "warning above 1",
+            "price_per_instance_hour = 1\nwarning_at = 75",
+            "warning_at",
+            "use a fraction of the budget",
+        ),
+        (
+            "warning >= critical",
+            "price_per_instance_hour = 1\nwarning_at = 0.9\ncritical_at = 0.8",
+            "warning_at",
+            "must be below critical_at (0.8)",
+        ),
         ("empty currency", "price_per_instance_hour = 1\ncurrency = \" \"", "currency", "empty"),
     ];
     for (name, body, field, message) in cases {
@@ -206,7 +221,10 @@ fn cost_validation_cases() {
         let mut errors = Vec::new();
         p.cost.expect("cost").validate("pool \"api\".cost", &mut errors);
         let path = format!("pool \"api\".cost.{field}");
-        let e = errors.iter().find(|e| e.path == path).unwrap_or_else(|| panic!("case {name:?}: no error at {path}; got {errors:?}"));
+        let e = errors
+            .iter()
+            .find(|e| e.path == path)
+            .unwrap_or_else(|| panic!("case {name:?}: no error at {path}; got {errors:?}"));
         assert!(e.message.contains(message), "case {name:?}: {:?} lacks {message:?}", e.message);
     }
     let err = parse("[[pool]]\n[pool.scaling]\ntemplate = \"web-balanced\"\n[pool.cost]\nperiod = \"yearly\"\n")

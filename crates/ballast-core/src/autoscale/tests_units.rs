@@ -100,7 +100,10 @@ fn predictive_policy_scales_ahead_of_the_morning() {
     let mut p = PredictivePolicy::new(MetricKind::Rps, 100.0);
     p.lead = Some(crate::config::ConfigDuration::from_secs(600));
     let mut config = ScalingConfig {
-        policies: vec![PolicyConfig::Predictive(p.clone()), PolicyConfig::Target(TargetPolicy::new(MetricKind::Rps, 100.0))],
+        policies: vec![
+            PolicyConfig::Predictive(p.clone()),
+            PolicyConfig::Target(TargetPolicy::new(MetricKind::Rps, 100.0)),
+        ],
         ..ScalingConfig::default()
     };
     let mut w = MetricWindows::new();
@@ -182,8 +185,17 @@ fn metric_windows_summarise_ranges() {
 #[test]
 fn metric_names_round_trip() {
     for name in [
-        "cpu", "memory", "rps", "concurrency", "latency-p50", "latency-p95", "latency-p99", "error-rate",
-        "queue-depth", "prometheus:http_p95", "custom:jobs",
+        "cpu",
+        "memory",
+        "rps",
+        "concurrency",
+        "latency-p50",
+        "latency-p95",
+        "latency-p99",
+        "error-rate",
+        "queue-depth",
+        "prometheus:http_p95",
+        "custom:jobs",
     ] {
         let m: MetricKind = name.parse().expect(name);
         assert_eq!(m.to_string(), name);
@@ -205,7 +217,12 @@ fn epoch_millis_converts_and_clamps() {
 
 #[test]
 fn rate_limit_allowance() {
-    let l = |i, p, select| RateLimit { instances: i, percent: p, period: crate::config::ConfigDuration::from_secs(60), select };
+    let l = |i, p, select| RateLimit {
+        instances: i,
+        percent: p,
+        period: crate::config::ConfigDuration::from_secs(60),
+        select,
+    };
     assert_eq!(l(Some(4), Some(100.0), LimitSelect::Max).allowance(2), 4);
     assert_eq!(l(Some(4), Some(100.0), LimitSelect::Max).allowance(10), 10);
     assert_eq!(l(Some(4), Some(100.0), LimitSelect::Min).allowance(10), 4);
@@ -226,7 +243,8 @@ fn schedule_cache_agrees_with_a_fresh_evaluation() {
             active: true,
         })
     };
-    let mut config = ScalingConfig { policies: vec![window("0 9 * * 1-5", "Europe/Berlin")], ..ScalingConfig::default() };
+    let mut config =
+        ScalingConfig { policies: vec![window("0 9 * * 1-5", "Europe/Berlin")], ..ScalingConfig::default() };
     let mut memory = EngineMemory::new();
     let from = Utc.with_ymd_and_hms(2026, 3, 27, 0, 0, 0).single().expect("time"); // spans the DST change
     let mut opened = 0;
@@ -246,6 +264,7 @@ fn schedule_cache_agrees_with_a_fresh_evaluation() {
 #[test]
 fn numbers_show_at_most_two_decimals() {
     use super::metrics::Num;
-    let shown: Vec<String> = [83.3333, 5.0, 137.5, -2.005, -0.25, 0.004, 1e20, f64::NAN].iter().map(|v| Num(*v).to_string()).collect();
+    let shown: Vec<String> =
+        [83.3333, 5.0, 137.5, -2.005, -0.25, 0.004, 1e20, f64::NAN].iter().map(|v| Num(*v).to_string()).collect();
     assert_eq!(shown, ["83.33", "5", "137.5", "-2.01", "-0.25", "0", "100000000000000000000", "NaN"]);
 }

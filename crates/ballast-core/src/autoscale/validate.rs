@@ -150,12 +150,18 @@ fn score(c: &mut Check<'_>, p: &ScorePolicy) {
     }
     let sum: f64 = p.weights.values().filter(|w| w.is_finite() && **w > 0.0).sum();
     if sum <= 0.0 {
-        c.fail("weights", "the weights sum to 0; give at least one metric a weight above 0, e.g. { cpu = 40, memory = 30 }");
+        c.fail(
+            "weights",
+            "the weights sum to 0; give at least one metric a weight above 0, e.g. { cpu = 40, memory = 30 }",
+        );
     }
     for (m, v) in &p.full_scale {
         c.positive(&format!("full_scale.{m}"), *v);
         if !p.weights.contains_key(m) {
-            c.fail(&format!("full_scale.{m}"), format!("{m} has no weight, so its full scale is never used; add weights.{m} or remove it"));
+            c.fail(
+                &format!("full_scale.{m}"),
+                format!("{m} has no weight, so its full scale is never used; add weights.{m} or remove it"),
+            );
         }
     }
     c.step("scale_up_by", p.scale_up_by);
@@ -180,7 +186,10 @@ fn schedule(c: &mut Check<'_>, p: &SchedulePolicy, pool_max: u32) {
     if let Some(d) = p.desired {
         let hi = p.max.unwrap_or(pool_max);
         if d > hi || p.min.is_some_and(|lo| d < lo) {
-            c.fail("desired", format!("desired ({d}) is outside the window's bounds; keep it between min and max ({hi})"));
+            c.fail(
+                "desired",
+                format!("desired ({d}) is outside the window's bounds; keep it between min and max ({hi})"),
+            );
         }
     }
 }
@@ -226,7 +235,10 @@ impl CostConfig {
                 c.fail(missing, format!("{set} is set but {missing} is not; set both or neither"));
             }
         }
-        if self.price_per_instance_hour.is_none() && self.price_per_vcpu_hour.is_none() && self.price_per_gb_hour.is_none() {
+        if self.price_per_instance_hour.is_none()
+            && self.price_per_vcpu_hour.is_none()
+            && self.price_per_gb_hour.is_none()
+        {
             c.fail("price_per_instance_hour", "no price is set; set price_per_instance_hour (or vCPU/GB prices)");
         }
         if let Some(b) = self.budget {
@@ -234,7 +246,10 @@ impl CostConfig {
         }
         for (f, v) in [("warning_at", self.warning_at), ("critical_at", self.critical_at)] {
             if !(v > 0.0 && v <= 1.0) {
-                c.fail(f, format!("{v} is not allowed; use a fraction of the budget above 0 and at most 1 (0.75 = 75%)"));
+                c.fail(
+                    f,
+                    format!("{v} is not allowed; use a fraction of the budget above 0 and at most 1 (0.75 = 75%)"),
+                );
             }
         }
         if self.warning_at >= self.critical_at {
