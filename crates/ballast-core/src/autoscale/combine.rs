@@ -48,6 +48,10 @@ fn collect_votes(config: &ScalingConfig, r: &Resolved, ctx: &Ctx<'_>, memory: &m
         };
         recs.push(rec);
     }
+    // Forget the history of policies that are gone (the template's policy is a score).
+    let kind_at = |i: &usize| config.policies.get(*i).map(PolicyConfig::kind);
+    memory.forecasters.retain(|i, _| kind_at(i) == Some("predictive"));
+    memory.schedules.retain(|i| kind_at(i) == Some("schedule"));
     (recs, windows, window_notes)
 }
 
@@ -195,7 +199,8 @@ pub(crate) fn run(
     let current = state.current;
     let r = config.resolve();
     memory.first_seen.get_or_insert(now);
-    let ctx = Ctx { state, metrics, now };
+    memory.observe_ready(state.ready, now);
+    let ctx = Ctx { state, metrics, now, ready_since: memory.ready_changed_at };
     let (recs, windows, mut notes) = collect_votes(config, &r, &ctx, memory);
     let (mut blocked, mut alerts) = (Vec::new(), Vec::new());
 
@@ -274,7 +279,8 @@ pub(crate) fn run(
         desired = clamp(desired);
     }
 
-    let keep = r.down_window.max(r.up_window).max(Duration::from_secs(3600));
+    let periods = [&config.max_scale_up, &config.max_scale_down].into_iter().flatten().map(|l| l.period.0);
+    let keep = periods.fold(r.down_window.max(r.up_window).max(Duration::from_secs(3600)), Duration::max);
     memory.prune(now, keep);
     memory.last_decide = Some(now);
     if desired != current && !config.dry_run {

@@ -240,6 +240,12 @@ pub enum LimitSelect {
 }
 
 /// Scale-to-zero settings: `scale_to_zero = { idle_after = "15m" }`.
+///
+/// With it on, `min` holds only while the pool is awake: after `idle_after` with no
+/// request, in-flight request or queued item (and rps samples showing so) the pool goes
+/// to 0, and any demand (including requests the proxy holds) wakes it to at least 1.
+/// Going to zero and waking skip cooldowns, stabilisation and rate limits: the idle
+/// period is their damping, and a held request must not wait out a cooldown.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScaleToZero {

@@ -1,16 +1,17 @@
 //! Predictive scaling: forecast demand from its own history and scale ahead of it.
 //!
 //! **Method: seasonal-naive with level correction, daily and weekly.** Demand (the pool
-//! total of the metric: the window's mean for totals; for per-instance metrics, the
-//! newest value × ready instances) is averaged
+//! total of the metric: for per-instance metrics, value × ready instances) is averaged
 //! into buckets of `interval` (default 5m) and kept for a week. To forecast `h` ahead:
 //! - for each season `P` (1 day, 1 week) that the history covers, take the value one
 //!   season before the target time (mean of the three buckets around it) and add how much
 //!   the last hour differs from the same hour one season ago (the level correction, which
 //!   carries growth or a quiet week forward);
 //! - with both seasons available the forecast is the mean of the two estimates;
-//! - with less than a day of history, fit a least-squares line through the last hour of
-//!   buckets and extrapolate it to the target time (trend); with one bucket, repeat it.
+//! - with less than a day of history, take the slope of a least-squares line through the
+//!   buckets of the last 15 minutes (at least two) and add slope × horizon to the newest
+//!   bucket (trend, anchored at the newest value so that at the top of a ramp it
+//!   over-provisions by at most slope × lead); with one bucket, repeat it (naive).
 //!
 //! Forecasts are never negative. We picked this over Holt-Winters because it needs no
 //! fitted smoothing constants, behaves predictably on short or gappy history, and its
@@ -76,6 +77,7 @@ impl PredictivePolicy {
 const DAY: i64 = 86_400;
 const WEEK: i64 = 7 * DAY;
 const LEVEL_SPAN: i64 = 3_600;
+const TREND_SPAN: i64 = 900;
 
 /// Bucketed demand history of one predictive policy; lives in
 /// [`EngineMemory`](super::EngineMemory).
@@ -180,15 +182,26 @@ impl Forecaster {
             (Some(d), Some(w)) => ((d + w) / 2.0, "seasonal daily+weekly"),
             (Some(d), None) => (d, "seasonal daily"),
             (None, Some(w)) => (w, "seasonal weekly"),
-            (None, None) => self.trend(nb, tb, k).map_or((recent, "naive"), |v| (v, "trend")),
+            (None, None) => {
+                let span = (TREND_SPAN / self.interval).max(2);
+                let trend = self.trend(now.timestamp(), horizon.as_secs_f64(), span);
+                trend.map_or((recent, "naive"), |v| (v, "trend"))
+            }
         };
         Some((estimate.max(0.0), method))
     }
 
-    /// Least-squares line through the last `k` buckets, evaluated at bucket `tb`.
-    fn trend(&self, nb: i64, tb: i64, k: i64) -> Option<f64> {
-        let pts: Vec<(f64, f64)> =
-            (nb - k + 1..=nb).filter_map(|b| self.get(b).map(|v| ((b - nb) as f64, v))).collect();
+    /// The newest of the last `k` buckets plus `horizon` seconds of the slope of their
+    /// least-squares line (each bucket placed at the middle of the time it covers, the
+    /// open one up to `now`); `None` with fewer than two buckets.
+    fn trend(&self, now: i64, horizon: f64, k: i64) -> Option<f64> {
+        let nb = now.div_euclid(self.interval);
+        let middle = |b: i64| {
+            let start = b * self.interval;
+            let end = if b == nb { now.clamp(start, start + self.interval) } else { start + self.interval };
+            (start + end) as f64 / 2.0 - now as f64
+        };
+        let pts: Vec<(f64, f64)> = (nb - k + 1..=nb).filter_map(|b| self.get(b).map(|v| (middle(b), v))).collect();
         if pts.len() < 2 {
             return None;
         }
@@ -197,7 +210,8 @@ impl Forecaster {
         let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
         let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
         let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-        Some(my + slope * ((tb - nb) as f64 - mx))
+        let (newest_x, newest) = pts[pts.len() - 1];
+        Some(newest + slope * (horizon - newest_x))
     }
 }
 
@@ -214,9 +228,7 @@ pub(crate) fn evaluate(
     let demand = ctx.read(&p.metric, p.window.0).and_then(|s| match (p.metric.is_total(), ctx.state.ready) {
         (true, _) => Some(s.mean),
         (false, 0) => None,
-        // The newest sample matches today's ready count; older ones were spread over
-        // a different count and would misstate demand right after a scaling action.
-        (false, r) => Some(s.latest * f64::from(r)),
+        (false, r) => Some(s.mean * f64::from(r)),
     });
     if let Some(d) = demand {
         forecaster.observe(ctx.now, d);

@@ -24,6 +24,11 @@ pub struct EngineMemory {
     pub first_seen: Option<DateTime<Utc>>,
     /// The last decision (demand is looked for since then).
     pub last_decide: Option<DateTime<Utc>>,
+    /// The ready count seen by the last decision.
+    pub last_ready: Option<u32>,
+    /// When a decision last saw the ready count change: per-instance metrics are read
+    /// only from then on, since older samples were spread over a different count.
+    pub ready_changed_at: Option<DateTime<Utc>>,
     /// The last time any request, in-flight request or queued item was seen.
     pub last_demand: Option<DateTime<Utc>>,
     /// Demand history per predictive policy, keyed by policy index.
@@ -62,6 +67,14 @@ impl EngineMemory {
             return;
         }
         self.scale_events.push_back(ScaleEvent { at, from, to });
+    }
+
+    /// Notes the ready count of this decision, remembering when it changed.
+    pub(crate) fn observe_ready(&mut self, ready: u32, now: DateTime<Utc>) {
+        if self.last_ready.is_some_and(|r| r != ready) {
+            self.ready_changed_at = Some(now);
+        }
+        self.last_ready = Some(ready);
     }
 
     /// The last scaling action in either direction.

@@ -50,6 +50,8 @@ mod tests;
 #[cfg(test)]
 mod tests_config;
 #[cfg(test)]
+mod tests_drive;
+#[cfg(test)]
 mod tests_props;
 #[cfg(test)]
 mod tests_units;
@@ -133,11 +135,26 @@ pub(crate) struct Ctx<'a> {
     pub state: &'a PoolState,
     pub metrics: &'a dyn MetricSource,
     pub now: DateTime<Utc>,
+    /// When the ready count last changed (see [`EngineMemory::ready_changed_at`]).
+    pub ready_since: Option<DateTime<Utc>>,
 }
 
 impl Ctx<'_> {
-    /// Summary of `metric` over the last `window`.
+    /// Summary of `metric` over the last `window`. Per-instance metrics (all but totals)
+    /// are read only after the ready count last changed: samples taken with fewer ready
+    /// instances would make each new one look as loaded as the old ones were and scale
+    /// up again. Right at a change only the newest sample counts.
     pub fn read(&self, metric: &MetricKind, window: Duration) -> Option<Summary> {
-        self.metrics.summary(metric, memory::before(self.now, window), self.now)
+        let from = memory::before(self.now, window);
+        match self.ready_since {
+            Some(since) if !metric.is_total() && since > from => {
+                let clean = if since < self.now { self.metrics.summary(metric, since, self.now) } else { None };
+                clean.or_else(|| {
+                    let s = self.metrics.summary(metric, from, self.now)?;
+                    Some(Summary { mean: s.latest, max: s.latest, latest: s.latest, count: 1 })
+                })
+            }
+            _ => self.metrics.summary(metric, from, self.now),
+        }
     }
 }

@@ -94,6 +94,13 @@ pub(crate) fn open_window(
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScheduleCache(BTreeMap<usize, Entry>);
 
+impl ScheduleCache {
+    /// Keeps only the entries of policy indices for which `keep` is true.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&usize) -> bool) {
+        self.0.retain(|i, _| keep(i));
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 struct Entry {
     start: String,

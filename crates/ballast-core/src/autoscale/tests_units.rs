@@ -68,7 +68,7 @@ fn forecaster_trend_naive_and_none() {
     feed(&mut f, 0, 1800, |t| t as f64 / 6.0);
     let (v, method) = f.forecast(at(1740), std::time::Duration::from_secs(600)).expect("forecast");
     assert_eq!(method, "trend");
-    assert!((v - 390.0).abs() < 1.0, "forecast {v}");
+    assert!((v - 390.0).abs() < 10.0, "forecast {v}");
     // A falling trend never goes below zero.
     let mut f = Forecaster::new(60);
     feed(&mut f, 0, 600, |t| 100.0 - t as f64 / 6.0);
