@@ -164,6 +164,21 @@ fn calculator_cases() {
             .why(&["2 not-ready instance(s) counted as idle the ratio is 0.77"]),
         Case::new("not-ready instances counted as idle", cpu70(), 4, 3, 6).m(Cpu, &[140.0]).why(&["1 not ready"]),
         Case::new("scale down ignores not-ready", cpu70(), 5, 2, 2).m(Cpu, &[50.0]),
+        Case::new("ready count just changed: only the newest sample", cpu70(), 4, 4, 3)
+            .m(Cpu, &[100.0, 100.0, 100.0, 50.0])
+            .mem(|m| m.last_ready = Some(2))
+            .why(&["cpu 50% < target 70% over 1 samples"]),
+        Case::new("ready count changed earlier: samples since then", cpu70(), 4, 4, 3)
+            .m(Cpu, &[100.0, 100.0, 50.0, 50.0])
+            .mem(|m| {
+                m.last_ready = Some(4);
+                m.ready_changed_at = Some(ago(15));
+            })
+            .why(&["over 2 samples"]),
+        Case::new("totals ignore ready changes", bare(vec![target(Rps, 100.0)]), 4, 4, 4)
+            .m(Rps, &[400.0, 400.0, 400.0, 400.0])
+            .mem(|m| m.last_ready = Some(2))
+            .why(&["over 4 samples"]),
         Case::new("at max", cpu70(), 8, 8, 10).m(Cpu, &[200.0]).why(&["23 clamped to [1, 10]"]),
         Case::new("at min", min2.clone(), 2, 2, 2).m(Cpu, &[5.0]).why(&["1 clamped to [2, 10]", "hold at 2"]),
         Case::new("below min comes up", min2, 1, 1, 2).m(Cpu, &[70.0]),
