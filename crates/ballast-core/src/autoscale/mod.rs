@@ -30,6 +30,11 @@
 //! manual override, stabilisation (the HPA's: a scale-down goes only to the highest
 //! recommendation in the window), cooldowns, rate limits, and a final clamp: bounds
 //! beat damping, so `min ≤ desired ≤ max` always holds (or 0 with scale to zero).
+//!
+//! Per-instance metrics (cpu, memory, latency, error rate, Prometheus, custom) are read
+//! only from the decision that last saw the ready count change: older samples were
+//! spread over a different number of instances and would make new instances look as
+//! loaded as the old ones (and scale up again). Totals are read over their whole window.
 
 mod combine;
 mod config;

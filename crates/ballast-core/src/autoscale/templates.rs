@@ -98,7 +98,8 @@ pub fn template(name: &str) -> Option<Template> {
 pub const NAMED_POLICIES: [&str; 5] = ["target", "step", "score", "predictive", "hpa"];
 
 /// A complete scaling config for a named policy; set `min`/`max` afterwards. All read
-/// `cpu` as utilisation percent (100 × load ÷ capacity of the ready instances):
+/// `cpu` as utilisation percent (100 × load ÷ capacity of the ready instances); push
+/// `rps` (pool total) too, which the score and scale to zero use:
 /// - `target`: target tracking at 70%, defaults otherwise (60s up, 5m down cooldowns);
 /// - `step`: +2 above 80%, −1 below 40%;
 /// - `score`: the `web-balanced` template (score 70/30; metrics without data are left out);
