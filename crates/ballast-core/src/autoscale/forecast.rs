@@ -243,7 +243,7 @@ pub(crate) fn evaluate(
                 p.metric,
                 Num(f),
                 humantime::format_duration(lead),
-                p.metric.format_value(p.target),
+                p.metric.show(p.target),
                 per_note(&p.metric)
             );
             Recommendation::wants(idx, KIND, want, reason)

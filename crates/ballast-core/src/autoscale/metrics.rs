@@ -57,14 +57,27 @@ impl MetricKind {
 
     /// A value with its unit, for reasons: `83%`, `412 rps`, `230ms`.
     pub fn format_value(&self, v: f64) -> String {
-        match self {
-            MetricKind::Cpu | MetricKind::Memory | MetricKind::ErrorRate => format!("{}%", Num(v)),
-            MetricKind::Rps => format!("{} rps", Num(v)),
-            MetricKind::LatencyP50 | MetricKind::LatencyP95 | MetricKind::LatencyP99 => {
-                format!("{}ms", Num(v))
-            }
-            _ => format!("{}", Num(v)),
-        }
+        self.show(v).to_string()
+    }
+
+    /// [`format_value`](Self::format_value) without allocating, for use inside `format!`.
+    pub(crate) fn show(&self, v: f64) -> Shown<'_> {
+        Shown(self, v)
+    }
+}
+
+/// A metric value with its unit; see [`MetricKind::format_value`].
+pub(crate) struct Shown<'a>(&'a MetricKind, f64);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = match self.0 {
+            MetricKind::Cpu | MetricKind::Memory | MetricKind::ErrorRate => "%",
+            MetricKind::Rps => " rps",
+            MetricKind::LatencyP50 | MetricKind::LatencyP95 | MetricKind::LatencyP99 => "ms",
+            _ => "",
+        };
+        write!(f, "{}{unit}", Num(self.1))
     }
 }
 

@@ -105,7 +105,7 @@ fn score(p: &ScorePolicy, ctx: &Ctx<'_>) -> (Option<f64>, String, usize) {
         sum += w * norm;
         weight += w;
         let sep = if parts.is_empty() { "" } else { ", " };
-        let _ = write!(parts, "{sep}{metric} {}→{}", metric.format_value(v), Num(norm));
+        let _ = write!(parts, "{sep}{metric} {}→{}", metric.show(v), Num(norm));
     }
     if !missing.is_empty() {
         let sep = if parts.is_empty() { "" } else { "; " };

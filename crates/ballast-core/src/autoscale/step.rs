@@ -160,7 +160,7 @@ pub(crate) fn evaluate(p: &StepPolicy, idx: usize, ctx: &Ctx<'_>) -> Recommendat
     let reason = format!(
         "{} {}{} {cmp} over {} samples → {current} → {want}",
         p.metric,
-        p.metric.format_value(v),
+        p.metric.show(v),
         per_note(&p.metric),
         s.count
     );

@@ -70,7 +70,7 @@ pub(crate) fn evaluate(p: &TargetPolicy, idx: usize, ctx: &Ctx<'_>) -> Recommend
     let Some(s) = ctx.read(&p.metric, p.window.0) else {
         return Recommendation::no_data(idx, KIND, format!("no {} samples in the last {}", p.metric, p.window));
     };
-    let tf = |v| p.metric.format_value(v);
+    let tf = |v| p.metric.show(v);
     let over = format!("over {} samples", s.count);
     if ready == 0 {
         // From zero only a pool-wide total tells how much load there is.
