@@ -14,7 +14,7 @@
 use super::config::yes;
 use super::decision::Recommendation;
 use crate::config::ConfigDuration;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use serde::{Deserialize, Serialize};
@@ -113,14 +113,23 @@ struct Entry {
 /// A span of time over which the window's state cannot change.
 #[derive(Debug, Clone, PartialEq)]
 enum Known {
-    Open { start: DateTime<Utc>, end: DateTime<Utc>, reason: String },
-    Closed { since: DateTime<Utc>, until: Option<DateTime<Utc>> },
+    /// Open from `start`; the same window (and reason) until `until`: its end, or the
+    /// next start if windows overlap.
+    Open {
+        start: DateTime<Utc>,
+        until: DateTime<Utc>,
+        reason: String,
+    },
+    Closed {
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+    },
 }
 
 impl Known {
     fn covers(&self, now: DateTime<Utc>) -> bool {
         match self {
-            Known::Open { start, end, .. } => *start <= now && now < *end,
+            Known::Open { start, until, .. } => *start <= now && now < *until,
             Known::Closed { since, until } => *since <= now && until.is_none_or(|u| now < u),
         }
     }
@@ -136,7 +145,8 @@ fn find(p: &SchedulePolicy, cron: &Cron, tz: Tz, now: DateTime<Utc>) -> Known {
                     reason.push_str(&format!(", {name} {v}"));
                 }
             }
-            Known::Open { start, end, reason }
+            let next = cron.find_next_occurrence(&start.with_timezone(&tz), false).ok().map(|t| t.with_timezone(&Utc));
+            Known::Open { start, until: next.map_or(end, |n| n.min(end)), reason }
         }
         None => {
             let until = cron.find_next_occurrence(&now.with_timezone(&tz), false).ok().map(|t| t.with_timezone(&Utc));
@@ -169,6 +179,11 @@ pub(crate) fn evaluate(
         Ok(v) => v,
         Err(err) => return (Recommendation::no_data(idx, KIND, err.clone()).passive(), None),
     };
+    if !(1..=9999).contains(&now.year()) {
+        // Calendar searches near chrono's limits overflow local time; no real clock is there.
+        let reason = format!("window {:?} not evaluated: {now} is outside years 1–9999", p.start);
+        return (Recommendation::no_data(idx, KIND, reason).passive(), None);
+    }
     if !e.known.as_ref().is_some_and(|k| k.covers(now)) {
         e.known = Some(find(p, cron, *tz, now));
     }

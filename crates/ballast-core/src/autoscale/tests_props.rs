@@ -164,3 +164,44 @@ proptest! {
         prop_assert!(directions.windows(2).all(|p| p[0] == p[1]), "directions {directions:?}");
     }
 }
+
+const ZONES: [&str; 5] = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu"];
+const CRONS: [&str; 4] = ["0 9 * * 1-5", "30 2 * * *", "*/20 * * * *", "0 0 1 * *"];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Schedule windows in any zone (DST included), over any times, never panic, and the
+    /// cached evaluation always equals a fresh one.
+    #[test]
+    fn schedules_cache_agrees_anywhere(
+        start in 0..4_000_000_000i64,
+        steps in proptest::collection::vec(1..20_000i64, 1..30),
+        zone in 0..ZONES.len(),
+        cron in 0..CRONS.len(),
+        hours in 1..30u64,
+    ) {
+        let config = ScalingConfig {
+            policies: vec![PolicyConfig::Schedule(SchedulePolicy {
+                start: CRONS[cron].into(),
+                duration: ConfigDuration::from_secs(hours * 1800),
+                timezone: ZONES[zone].into(),
+                min: Some(4),
+                max: None,
+                desired: Some(5),
+                active: true,
+            })],
+            ..ScalingConfig::default()
+        };
+        let mut memory = EngineMemory::new();
+        let mut now = at_epoch_millis(start * 1000);
+        for step in steps {
+            now += TimeDelta::seconds(step);
+            let w = MetricWindows::new();
+            let cached = decide(&PoolState::new(2, 2), &config, None, &w, &mut memory, now);
+            let fresh = decide(&PoolState::new(2, 2), &config, None, &w, &mut EngineMemory::new(), now);
+            prop_assert_eq!(&cached.recommendations, &fresh.recommendations, "at {}", now);
+            prop_assert_eq!(cached.min, fresh.min);
+        }
+    }
+}

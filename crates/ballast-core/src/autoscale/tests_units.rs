@@ -268,3 +268,39 @@ fn numbers_show_at_most_two_decimals() {
         [83.3333, 5.0, 137.5, -2.005, -0.25, 0.004, 1e20, f64::NAN].iter().map(|v| Num(*v).to_string()).collect();
     assert_eq!(shown, ["83.33", "5", "137.5", "-2.01", "-0.25", "0", "100000000000000000000", "NaN"]);
 }
+
+#[test]
+fn extreme_times_do_not_panic() {
+    let mut config = named_policy("predictive").expect("predictive");
+    config.policies.push(PolicyConfig::Schedule(SchedulePolicy {
+        start: "0 9 * * 1-5".into(),
+        duration: crate::config::ConfigDuration::from_secs(9 * 3600),
+        timezone: "Pacific/Kiritimati".into(), // UTC+14
+        min: Some(3),
+        max: None,
+        desired: None,
+        active: true,
+    }));
+    config.policies.push(PolicyConfig::Schedule(SchedulePolicy {
+        start: "0 9 * * *".into(),
+        duration: crate::config::ConfigDuration::from_secs(3600),
+        timezone: "Pacific/Pago_Pago".into(), // UTC-11
+        min: Some(3),
+        max: None,
+        desired: None,
+        active: true,
+    }));
+    config.template = Some("web-balanced".into());
+    config.scale_to_zero = Some(ScaleToZero { idle_after: crate::config::ConfigDuration::from_secs(60) });
+    let cost = CostConfig::per_instance_hour(1.0, Some(100.0));
+    for now in [DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC] {
+        let mut w = MetricWindows::new();
+        w.push(MetricKind::Cpu, now, 90.0);
+        w.push(MetricKind::Rps, now, 10.0);
+        let mut memory = EngineMemory::new();
+        for _ in 0..2 {
+            let d = decide(&PoolState::new(3, 3), &config, Some(&cost), &w, &mut memory, now);
+            assert!((config.min..=config.max).contains(&d.desired), "at {now}: {}", d.reason);
+        }
+    }
+}

@@ -198,8 +198,9 @@ fn predictive(c: &mut Check<'_>, p: &PredictivePolicy) {
     c.positive("target", p.target);
     c.unit_range("target", &p.metric, p.target);
     let day = Duration::from_secs(86_400);
-    if p.interval.0 < Duration::from_secs(1) || p.interval.0 > day {
-        c.fail("interval", format!("{} is not allowed; use 1s to 1d (default 5m)", p.interval));
+    // A week of buckets is kept: below a minute that history grows past 10,000 entries.
+    if p.interval.0 < Duration::from_secs(60) || p.interval.0 > day {
+        c.fail("interval", format!("{} is not allowed; use 1m to 1d (default 5m)", p.interval));
     }
     if let Some(l) = p.lead {
         if l.0 > day {
