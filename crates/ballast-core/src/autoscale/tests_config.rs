@@ -262,3 +262,28 @@ fn templates_and_named_policies_are_valid() {
     }
     assert!(named_policy("oracle").is_none());
 }
+
+#[test]
+fn configs_decisions_and_memory_round_trip_through_json() {
+    for name in NAMED_POLICIES {
+        let c = named_policy(name).expect(name);
+        let json = serde_json::to_string(&c).expect("serialise");
+        let back: ScalingConfig = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, c, "{name}");
+    }
+    let config = named_policy("predictive").expect("predictive");
+    let mut memory = EngineMemory::new();
+    let mut w = MetricWindows::new();
+    let mut last = None;
+    for i in 0..30 {
+        let now = super::tests::noon() + chrono::TimeDelta::seconds(15 * i);
+        w.push(MetricKind::Cpu, now, 95.0);
+        last = Some(decide(&PoolState::new(2, 2), &config, None, &w, &mut memory, now));
+    }
+    let json = serde_json::to_string(&memory).expect("serialise memory");
+    let restored: EngineMemory = serde_json::from_str(&json).expect("parse memory");
+    assert_eq!(restored, memory);
+    let d = last.expect("decided");
+    let back: Decision = serde_json::from_str(&serde_json::to_string(&d).expect("serialise")).expect("parse");
+    assert_eq!(back, d);
+}
