@@ -81,6 +81,17 @@ impl fmt::Display for Shown<'_> {
     }
 }
 
+/// `over 1 sample` / `over 3 samples`, for reasons.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Over(pub usize);
+
+impl fmt::Display for Over {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = if self.0 == 1 { "" } else { "s" };
+        write!(f, "over {} sample{s}", self.0)
+    }
+}
+
 /// A number shown with at most two decimals (`83.3333` → `83.33`, `5.0` → `5`). Written
 /// with integer formatting: float formatting was the largest cost of a decision.
 #[derive(Debug, Clone, Copy)]

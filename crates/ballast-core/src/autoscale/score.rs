@@ -9,7 +9,7 @@
 
 use super::config::yes;
 use super::decision::Recommendation;
-use super::metrics::{MetricKind, Num};
+use super::metrics::{MetricKind, Num, Over};
 use super::step::{per_instance, step_vote, StepSize};
 use super::target::default_window;
 use super::Ctx;
@@ -124,6 +124,6 @@ pub(crate) fn evaluate(p: &ScorePolicy, idx: usize, ctx: &Ctx<'_>) -> Recommenda
         return Recommendation::no_data(idx, KIND, format!("score: no weighted metric has data ({parts})"));
     };
     let (want, cmp) = step_vote(current, s, p.threshold_up, p.threshold_down, p.scale_up_by, p.scale_down_by);
-    let reason = format!("score {} {cmp} over {samples} samples ({parts}) → {current} → {want}", Num(s));
+    let reason = format!("score {} {cmp} {} ({parts}) → {current} → {want}", Num(s), Over(samples));
     Recommendation::wants(idx, KIND, want, reason)
 }

@@ -4,7 +4,7 @@
 
 use super::config::yes;
 use super::decision::Recommendation;
-use super::metrics::{MetricKind, Num};
+use super::metrics::{MetricKind, Num, Over};
 use super::target::{default_window, per_note};
 use super::Ctx;
 use crate::config::ConfigDuration;
@@ -158,11 +158,11 @@ pub(crate) fn evaluate(p: &StepPolicy, idx: usize, ctx: &Ctx<'_>) -> Recommendat
     };
     let (want, cmp) = step_vote(current, v, p.threshold_up, p.threshold_down, p.scale_up_by, p.scale_down_by);
     let reason = format!(
-        "{} {}{} {cmp} over {} samples → {current} → {want}",
+        "{} {}{} {cmp} {} → {current} → {want}",
         p.metric,
         p.metric.show(v),
         per_note(&p.metric),
-        s.count
+        Over(s.count)
     );
     Recommendation::wants(idx, KIND, want, reason)
 }

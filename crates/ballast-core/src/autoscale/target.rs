@@ -10,7 +10,7 @@
 
 use super::config::yes;
 use super::decision::Recommendation;
-use super::metrics::{MetricKind, Num};
+use super::metrics::{MetricKind, Num, Over};
 use super::Ctx;
 use crate::config::ConfigDuration;
 use serde::{Deserialize, Serialize};
@@ -71,7 +71,7 @@ pub(crate) fn evaluate(p: &TargetPolicy, idx: usize, ctx: &Ctx<'_>) -> Recommend
         return Recommendation::no_data(idx, KIND, format!("no {} samples in the last {}", p.metric, p.window));
     };
     let tf = |v| p.metric.show(v);
-    let over = format!("over {} samples", s.count);
+    let over = Over(s.count);
     if ready == 0 {
         // From zero only a pool-wide total tells how much load there is.
         if !p.metric.is_total() {

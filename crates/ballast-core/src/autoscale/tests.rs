@@ -167,7 +167,7 @@ fn calculator_cases() {
         Case::new("ready count just changed: only the newest sample", cpu70(), 4, 4, 3)
             .m(Cpu, &[100.0, 100.0, 100.0, 50.0])
             .mem(|m| m.last_ready = Some(2))
-            .why(&["cpu 50% < target 70% over 1 samples"]),
+            .why(&["cpu 50% < target 70% over 1 sample →"]),
         Case::new("ready count changed earlier: samples since then", cpu70(), 4, 4, 3)
             .m(Cpu, &[100.0, 100.0, 50.0, 50.0])
             .mem(|m| {
