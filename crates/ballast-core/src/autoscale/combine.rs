@@ -21,7 +21,7 @@ fn collect_votes(config: &ScalingConfig, r: &Resolved, ctx: &Ctx<'_>, memory: &m
     let mut recs = Vec::with_capacity(config.policies.len() + 1);
     let mut windows: Option<WindowBounds> = None;
     let mut window_notes = Vec::new();
-    let template = r.template.as_ref().map(|t| &t.policy);
+    let template = r.template.map(|t| &t.policy);
     for (idx, policy) in config.policies.iter().chain(template).enumerate() {
         if !policy.is_active() {
             recs.push(Recommendation::no_data(idx, policy.kind(), "switched off".into()).passive());

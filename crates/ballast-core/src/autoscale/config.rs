@@ -260,7 +260,7 @@ fn default_idle() -> ConfigDuration {
 
 /// The effective settings of a config after its template is applied.
 pub(crate) struct Resolved {
-    pub template: Option<Template>,
+    pub template: Option<&'static Template>,
     pub up_cooldown: Duration,
     pub down_cooldown: Duration,
     pub down_window: Duration,
@@ -270,11 +270,11 @@ pub(crate) struct Resolved {
 impl ScalingConfig {
     /// Fills the damping fields from the template (if any) and the defaults.
     pub(crate) fn resolve(&self) -> Resolved {
-        let template = self.template.as_deref().and_then(templates::template);
+        let template = self.template.as_deref().and_then(templates::find_template);
         let pick = |own: Option<ConfigDuration>, tpl: Option<Duration>, default: Duration| {
             own.map(|d| d.0).or(tpl).unwrap_or(default)
         };
-        let t = template.as_ref();
+        let t = template;
         Resolved {
             up_cooldown: pick(self.scale_up_cooldown, t.map(|t| t.scale_up_cooldown), DEFAULT_SCALE_UP_COOLDOWN),
             down_cooldown: pick(
@@ -295,8 +295,8 @@ impl ScalingConfig {
     /// The explicit policies followed by the template's, as the engine applies them.
     pub fn effective_policies(&self) -> Vec<PolicyConfig> {
         let mut all = self.policies.clone();
-        if let Some(t) = self.template.as_deref().and_then(templates::template) {
-            all.push(t.policy);
+        if let Some(t) = self.template.as_deref().and_then(templates::find_template) {
+            all.push(t.policy.clone());
         }
         all
     }

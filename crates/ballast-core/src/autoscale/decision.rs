@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// The outcome of one call to [`decide`](super::decide).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,7 +69,7 @@ pub struct Recommendation {
     /// Index among the effective policies (explicit ones, then the template's).
     pub policy: usize,
     /// The policy's `kind`.
-    pub kind: String,
+    pub kind: Cow<'static, str>,
     /// The count it wants; `None` when it has no data (it then blocks scale-down and
     /// cannot scale up, as a failed metric does in the Kubernetes HPA).
     pub desired: Option<u32>,
@@ -81,13 +82,13 @@ pub struct Recommendation {
 
 impl Recommendation {
     /// A vote for `desired` instances.
-    pub fn wants(policy: usize, kind: &str, desired: u32, reason: String) -> Self {
-        Recommendation { policy, kind: kind.to_string(), desired: Some(desired), acting: true, reason }
+    pub fn wants(policy: usize, kind: &'static str, desired: u32, reason: String) -> Self {
+        Recommendation { policy, kind: Cow::Borrowed(kind), desired: Some(desired), acting: true, reason }
     }
 
     /// A policy without data.
-    pub fn no_data(policy: usize, kind: &str, reason: String) -> Self {
-        Recommendation { policy, kind: kind.to_string(), desired: None, acting: true, reason }
+    pub fn no_data(policy: usize, kind: &'static str, reason: String) -> Self {
+        Recommendation { policy, kind: Cow::Borrowed(kind), desired: None, acting: true, reason }
     }
 
     /// A policy that records but does not act.

@@ -74,7 +74,7 @@ pub use schedule::{ScheduleCache, SchedulePolicy};
 pub use score::{default_weights, ScorePolicy};
 pub use step::{StepPolicy, StepSize};
 pub use target::TargetPolicy;
-pub use templates::{named_policy, template, Template, NAMED_POLICIES, TEMPLATE_NAMES};
+pub use templates::{named_policy, template, templates, Template, NAMED_POLICIES, TEMPLATE_NAMES};
 
 use chrono::{DateTime, Utc};
 use std::time::Duration;

@@ -90,14 +90,15 @@ impl ScorePolicy {
 /// samples were read; `None` when no weighted metric has data.
 fn score(p: &ScorePolicy, ctx: &Ctx<'_>) -> (Option<f64>, String, usize) {
     let (mut sum, mut weight, mut samples) = (0.0, 0.0, 0);
-    let (mut parts, mut missing) = (String::new(), Vec::new());
+    let (mut parts, mut missing) = (String::with_capacity(128), String::new());
     for (metric, w) in p.weights.iter().filter(|(_, w)| **w > 0.0) {
         let value = ctx.read(metric, p.window.0).and_then(|s| {
             samples = samples.max(s.count);
             per_instance(metric, s.mean, ctx.state.ready)
         });
         let Some(v) = value else {
-            missing.push(metric.to_string());
+            let sep = if missing.is_empty() { "" } else { ", " };
+            let _ = write!(missing, "{sep}{metric}");
             continue;
         };
         let full = p.full_scale_of(metric);
@@ -109,7 +110,7 @@ fn score(p: &ScorePolicy, ctx: &Ctx<'_>) -> (Option<f64>, String, usize) {
     }
     if !missing.is_empty() {
         let sep = if parts.is_empty() { "" } else { "; " };
-        let _ = write!(parts, "{sep}no data: {}", missing.join(", "));
+        let _ = write!(parts, "{sep}no data: {missing}");
     }
     let score = (weight > 0.0).then(|| (sum / weight).min(100.0));
     (score, parts, samples)

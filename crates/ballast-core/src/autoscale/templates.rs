@@ -20,6 +20,7 @@ use super::step::{StepPolicy, StepSize};
 use super::target::{default_window, TargetPolicy};
 use crate::config::ConfigDuration;
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// The template names, for messages that list what is allowed.
@@ -49,6 +50,21 @@ fn weights(w: &[(MetricKind, f64)]) -> BTreeMap<MetricKind, f64> {
 
 /// The template called `name`, if there is one.
 pub fn template(name: &str) -> Option<Template> {
+    find_template(name).cloned()
+}
+
+/// Every template, built once (decisions look theirs up on every call).
+pub fn templates() -> &'static [Template] {
+    static ALL: OnceLock<Vec<Template>> = OnceLock::new();
+    ALL.get_or_init(|| TEMPLATE_NAMES.iter().filter_map(|n| build(n)).collect())
+}
+
+/// The template called `name`, without copying it.
+pub(crate) fn find_template(name: &str) -> Option<&'static Template> {
+    templates().iter().find(|t| t.name == name)
+}
+
+fn build(name: &str) -> Option<Template> {
     let secs = Duration::from_secs;
     let (description, score, cooldowns) = match name {
         "web-balanced" => ("general web service", ScorePolicy::new(70.0, 30.0), (60, 300, 300)),
