@@ -4,6 +4,7 @@
 //! clock: callers pass `now` in. The proxy, the controller and the simulator all build on
 //! these modules, so the same code balances live traffic and replays traces.
 
+pub mod autoscale;
 pub mod balance;
 pub mod config;
 pub mod sim;

@@ -261,6 +261,12 @@ pub struct PoolConfig {
     /// Static instances.
     #[serde(default, rename = "instance")]
     pub instances: Vec<InstanceConfig>,
+    /// Autoscaling (`[pool.scaling]`); None: the pool keeps its instances.
+    #[serde(default)]
+    pub scaling: Option<crate::autoscale::ScalingConfig>,
+    /// Price and budget (`[pool.cost]`); None: cost is not tracked.
+    #[serde(default)]
+    pub cost: Option<crate::autoscale::CostConfig>,
 }
 
 fn default_algorithm() -> Algorithm {

@@ -185,3 +185,23 @@ fn templates_expand_port_and_instance() {
     assert_eq!(expand_template("{instance}/{port}/{port}", 7, "i-1"), "i-1/7/7");
     assert_eq!(expand_template("{\"x\": {prot}}", 7, "i"), "{\"x\": {prot}}");
 }
+
+#[test]
+fn scaling_and_cost_sections_are_validated_with_the_pool_path() {
+    let text = r#"
+[[pool]]
+name = "api"
+[pool.provider]
+kind = "process"
+command = "ballast"
+args = ["demo-backend", "--port", "{port}"]
+[pool.scaling]
+min = 5
+max = 3
+"#;
+    let errors = parse_and_validate(text).expect_err("min > max");
+    assert!(
+        errors.iter().any(|e| e.path == "pool \"api\".scaling.min" && e.message.contains("greater than max")),
+        "{errors:?}"
+    );
+}

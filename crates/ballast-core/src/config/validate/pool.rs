@@ -70,6 +70,12 @@ pub(super) fn check(r: &mut Report, path: &str, p: &PoolConfig) {
         );
     }
     check_instances(r, path, p);
+    if let Some(scaling) = &p.scaling {
+        scaling.validate(&format!("{path}.scaling"), &mut r.errors);
+    }
+    if let Some(cost) = &p.cost {
+        cost.validate(&format!("{path}.cost"), &mut r.errors);
+    }
 }
 
 fn check_balance(r: &mut Report, path: &str, p: &PoolConfig) {

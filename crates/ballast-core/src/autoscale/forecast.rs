@@ -1,0 +1,258 @@
+//! Predictive scaling: forecast demand from its own history and scale ahead of it.
+//!
+//! **Method: seasonal-naive with level correction, daily and weekly.** Demand (the pool
+//! total of the metric: for per-instance metrics, value × ready instances) is averaged
+//! into buckets of `interval` (default 5m) and kept for a week. To forecast `h` ahead:
+//! - for each season `P` (1 day, 1 week) that the history covers, take the value one
+//!   season before the target time (mean of the three buckets around it) and add how much
+//!   the last hour differs from the same hour one season ago (the level correction, which
+//!   carries growth or a quiet week forward);
+//! - with both seasons available the forecast is the mean of the two estimates;
+//! - with less than a day of history, take the slope of a least-squares line through the
+//!   buckets of the last 15 minutes (at least two) and add slope × horizon to the newest
+//!   bucket (trend, anchored at the newest value so that at the top of a ramp it
+//!   over-provisions by at most slope × lead); with one bucket, repeat it (naive).
+//!
+//! Forecasts are never negative. We picked this over Holt-Winters because it needs no
+//! fitted smoothing constants, behaves predictably on short or gappy history, and its
+//! reason is easy to read ("value a week ago + level change").
+//!
+//! The lead (how far ahead to look) is the policy's `lead`, or the pool's measured
+//! start-up time plus the sync interval, so instances are ready when the load arrives.
+
+use super::config::yes;
+use super::decision::Recommendation;
+use super::metrics::{MetricKind, Num};
+use super::target::{ceil_count, default_window, per_note};
+use super::Ctx;
+use crate::config::ConfigDuration;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// `kind = "predictive"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictivePolicy {
+    /// The metric whose demand is forecast.
+    pub metric: MetricKind,
+    /// Target value per instance (as in target tracking).
+    pub target: f64,
+    /// History bucket size; default 5m.
+    #[serde(default = "default_interval")]
+    pub interval: ConfigDuration,
+    /// How far ahead to look; default the pool's start-up time plus the sync interval.
+    #[serde(default)]
+    pub lead: Option<ConfigDuration>,
+    /// Record the recommendation without acting on it.
+    #[serde(default)]
+    pub forecast_only: bool,
+    /// Samples averaged for the current demand: those of the last `window`; default 1m.
+    #[serde(default = "default_window")]
+    pub window: ConfigDuration,
+    /// Default true.
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn default_interval() -> ConfigDuration {
+    ConfigDuration::from_secs(300)
+}
+
+impl PredictivePolicy {
+    /// A predictive policy with the default interval, lead and window.
+    pub fn new(metric: MetricKind, target: f64) -> Self {
+        PredictivePolicy {
+            metric,
+            target,
+            interval: default_interval(),
+            lead: None,
+            forecast_only: false,
+            window: default_window(),
+            active: true,
+        }
+    }
+}
+
+const DAY: i64 = 86_400;
+const WEEK: i64 = 7 * DAY;
+const LEVEL_SPAN: i64 = 3_600;
+const TREND_SPAN: i64 = 900;
+
+/// Bucketed demand history of one predictive policy; lives in
+/// [`EngineMemory`](super::EngineMemory).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forecaster {
+    interval: i64,
+    first: i64,
+    buckets: VecDeque<Option<f64>>,
+    open: Option<(i64, f64, u32)>,
+}
+
+impl Forecaster {
+    /// An empty history with buckets of `interval_secs` (at least 1).
+    pub fn new(interval_secs: i64) -> Self {
+        Forecaster { interval: interval_secs.max(1), first: 0, buckets: VecDeque::new(), open: None }
+    }
+
+    /// Bucket size in seconds.
+    pub fn interval_secs(&self) -> i64 {
+        self.interval
+    }
+
+    fn bucket(&self, t: DateTime<Utc>) -> i64 {
+        t.timestamp().div_euclid(self.interval)
+    }
+
+    fn capacity(&self) -> usize {
+        ((WEEK + 2 * LEVEL_SPAN) / self.interval + 2) as usize
+    }
+
+    /// Adds one observation of demand at `at`. Observations older than the newest bucket
+    /// and non-finite values are ignored.
+    pub fn observe(&mut self, at: DateTime<Utc>, value: f64) {
+        if !value.is_finite() {
+            return;
+        }
+        let b = self.bucket(at);
+        match self.open {
+            Some((ob, ref mut sum, ref mut n)) if ob == b => {
+                *sum += value;
+                *n += 1;
+            }
+            Some((ob, _, _)) if b < ob => {}
+            Some((ob, sum, n)) => {
+                self.close(ob, sum / f64::from(n));
+                self.open = Some((b, value, 1));
+            }
+            None => self.open = Some((b, value, 1)),
+        }
+    }
+
+    fn close(&mut self, bucket: i64, mean: f64) {
+        let cap = self.capacity();
+        let next = self.first + self.buckets.len() as i64;
+        let gap = bucket - next;
+        if self.buckets.is_empty() || gap < 0 || gap as usize >= cap {
+            self.buckets.clear();
+            self.first = bucket;
+        } else {
+            self.buckets.extend(std::iter::repeat_n(None, gap as usize));
+        }
+        self.buckets.push_back(Some(mean));
+        while self.buckets.len() > cap {
+            self.buckets.pop_front();
+            self.first += 1;
+        }
+    }
+
+    fn get(&self, b: i64) -> Option<f64> {
+        if let Some((ob, sum, n)) = self.open {
+            if ob == b {
+                return Some(sum / f64::from(n));
+            }
+        }
+        let i = usize::try_from(b - self.first).ok()?;
+        self.buckets.get(i).copied().flatten()
+    }
+
+    fn mean(&self, from: i64, to: i64) -> Option<f64> {
+        let (mut sum, mut n) = (0.0, 0u32);
+        for v in (from..=to).filter_map(|b| self.get(b)) {
+            sum += v;
+            n += 1;
+        }
+        (n > 0).then(|| sum / f64::from(n))
+    }
+
+    /// Demand forecast `horizon` after `now`, with the method used; `None` without history.
+    pub fn forecast(&self, now: DateTime<Utc>, horizon: std::time::Duration) -> Option<(f64, &'static str)> {
+        let nb = self.bucket(now);
+        let ahead = TimeDelta::from_std(horizon).ok().and_then(|h| now.checked_add_signed(h))?;
+        let tb = self.bucket(ahead);
+        let k = (LEVEL_SPAN / self.interval).max(1);
+        let recent = self.mean(nb - k + 1, nb)?;
+        let seasonal = |p: i64| {
+            let p = p / self.interval;
+            let past_level = self.mean(nb - p - k + 1, nb - p)?;
+            let then = self.mean(tb - p - 1, tb - p + 1)?;
+            Some(then + (recent - past_level))
+        };
+        let (estimate, method) = match (seasonal(DAY), seasonal(WEEK)) {
+            (Some(d), Some(w)) => ((d + w) / 2.0, "seasonal daily+weekly"),
+            (Some(d), None) => (d, "seasonal daily"),
+            (None, Some(w)) => (w, "seasonal weekly"),
+            (None, None) => {
+                let span = (TREND_SPAN / self.interval).max(2);
+                let trend = self.trend(now.timestamp(), horizon.as_secs_f64(), span);
+                trend.map_or((recent, "naive"), |v| (v, "trend"))
+            }
+        };
+        Some((estimate.max(0.0), method))
+    }
+
+    /// The newest of the last `k` buckets plus `horizon` seconds of the slope of their
+    /// least-squares line (each bucket placed at the middle of the time it covers, the
+    /// open one up to `now`); `None` with fewer than two buckets.
+    fn trend(&self, now: i64, horizon: f64, k: i64) -> Option<f64> {
+        let nb = now.div_euclid(self.interval);
+        let middle = |b: i64| {
+            let start = b * self.interval;
+            let end = if b == nb { now.clamp(start, start + self.interval) } else { start + self.interval };
+            (start + end) as f64 / 2.0 - now as f64
+        };
+        let pts: Vec<(f64, f64)> = (nb - k + 1..=nb).filter_map(|b| self.get(b).map(|v| (middle(b), v))).collect();
+        if pts.len() < 2 {
+            return None;
+        }
+        let n = pts.len() as f64;
+        let (mx, my) = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
+        let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+        let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+        let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+        let (newest_x, newest) = pts[pts.len() - 1];
+        Some(newest + slope * (horizon - newest_x))
+    }
+}
+
+/// The vote of a predictive policy; records the current demand into `forecaster`.
+pub(crate) fn evaluate(
+    p: &PredictivePolicy,
+    idx: usize,
+    ctx: &Ctx<'_>,
+    sync: std::time::Duration,
+    forecaster: &mut Forecaster,
+) -> Recommendation {
+    const KIND: &str = "predictive";
+    let current = ctx.state.current;
+    let demand = ctx.read(&p.metric, p.window.0).and_then(|s| match (p.metric.is_total(), ctx.state.ready) {
+        (true, _) => Some(s.mean),
+        (false, 0) => None,
+        (false, r) => Some(s.mean * f64::from(r)),
+    });
+    if let Some(d) = demand {
+        forecaster.observe(ctx.now, d);
+    }
+    let lead = p.lead.map_or(ctx.state.startup_time + sync, |l| l.0);
+    let rec = match forecaster.forecast(ctx.now, lead) {
+        None => Recommendation::no_data(idx, KIND, format!("no {} history to forecast from", p.metric)),
+        Some((f, method)) => {
+            let want = ceil_count(f / p.target);
+            let reason = format!(
+                "forecast {} {} in {} ({method}) at target {}{} → {current} → {want}",
+                p.metric,
+                Num(f),
+                humantime::format_duration(lead),
+                p.metric.show(p.target),
+                per_note(&p.metric)
+            );
+            Recommendation::wants(idx, KIND, want, reason)
+        }
+    };
+    if p.forecast_only {
+        let reason = format!("forecast only: {}", rec.reason);
+        Recommendation { reason, ..rec }.passive()
+    } else {
+        rec
+    }
+}
