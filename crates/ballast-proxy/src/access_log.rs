@@ -68,6 +68,8 @@ impl AccessLog {
 /// One request as the access log records it.
 #[derive(Debug, Clone)]
 pub struct Entry {
+    /// Monotonic arrival time on the proxy clock (for `duration`).
+    pub started: Duration,
     /// Wall-clock time the request arrived.
     pub time: SystemTime,
     /// Client address.
@@ -192,6 +194,7 @@ mod tests {
 
     fn entry() -> Entry {
         Entry {
+            started: Duration::ZERO,
             time: SystemTime::UNIX_EPOCH + Duration::from_secs(971_186_136),
             client: "10.0.0.1".parse().expect("ip"),
             method: Method::GET,

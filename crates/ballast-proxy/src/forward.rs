@@ -5,6 +5,7 @@
 use ballast_core::balance::HashOn;
 use http::header::{self, HeaderName, HeaderValue};
 use http::HeaderMap;
+use std::io::Write;
 use std::net::IpAddr;
 
 /// `X-Forwarded-For`.
@@ -18,19 +19,24 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// W3C `traceparent`.
 pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
-/// Headers that describe one hop and are never forwarded (RFC 9110 §7.6.1), besides
-/// those named in `Connection`.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+/// `Keep-Alive` (not among `http`'s standard names).
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+/// `Proxy-Connection` (non-standard, still sent by some clients).
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Whether `name` describes one hop and is never forwarded (RFC 9110 §7.6.1), besides
+/// the headers named in `Connection`.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name == header::PROXY_AUTHENTICATE
+        || name == header::PROXY_AUTHORIZATION
+        || *name == KEEP_ALIVE
+        || *name == PROXY_CONNECTION
+}
 
 /// Whether an HTTP/1.1 request asks to switch protocols (`Connection: upgrade` plus an
 /// `Upgrade` header), e.g. a WebSocket handshake.
@@ -51,6 +57,11 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 /// `Upgrade` header is kept and `Connection: upgrade` re-added, so the handshake
 /// reaches the other side.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    // One pass over the (usually few) names finds the common case, nothing to strip,
+    // without hashing each hop-by-hop name.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -65,12 +76,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
             }
         }
     }
-    for name in HOP_BY_HOP {
-        if upgrade && name == "upgrade" {
-            continue;
-        }
-        // Checking first avoids the removal's hashing work on the common absent case.
-        if headers.contains_key(name) {
+    let present: Vec<HeaderName> = headers.keys().filter(|k| is_hop_by_hop(k)).cloned().collect();
+    for name in present {
+        if !(upgrade && name == header::UPGRADE) {
             headers.remove(name);
         }
     }
@@ -82,16 +90,23 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 /// Appends the client to `X-Forwarded-For` and sets `X-Forwarded-Proto` and (when the
 /// request had a host) `X-Forwarded-Host`.
 pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, https: bool, host: Option<HeaderValue>) {
-    let ip = client.to_string();
+    // An IP address prints in at most 45 bytes: format it on the stack.
+    let mut buf = [0u8; 64];
+    let len = {
+        let mut cursor = &mut buf[..];
+        let _ = write!(cursor, "{client}");
+        64 - cursor.len()
+    };
+    let ip = std::str::from_utf8(&buf[..len]).unwrap_or_default();
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prev) if !prev.is_empty() => {
             // Multiple header lines fold into one list, in order.
             let mut all: Vec<&str> =
                 headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
-            all.push(&ip);
+            all.push(ip);
             HeaderValue::from_str(&all.join(", "))
         }
-        _ => HeaderValue::from_str(&ip),
+        _ => HeaderValue::from_str(ip),
     };
     if let Ok(v) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), v);

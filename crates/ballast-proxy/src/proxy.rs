@@ -56,11 +56,11 @@ pub async fn handle(
     info.requests.fetch_add(1, Ordering::Relaxed);
     info.in_flight.fetch_add(1, Ordering::Relaxed);
     let _in_flight = InFlight(&info);
-    let started = state.clock.now();
     let snap = state.snapshot.load_full();
     let format = snap.settings.access_log;
     let request_id = forward::ensure_request_id(req.headers_mut());
     let mut entry = (format != AccessLogFormat::Off).then(|| Entry {
+        started: state.clock.now(),
         time: SystemTime::now(),
         client: info.peer.ip(),
         method: req.method().clone(),
@@ -89,7 +89,7 @@ pub async fn handle(
     if let Some(entry) = entry.as_mut() {
         entry.status = resp.status();
         entry.bytes = resp.body().size_hint().exact();
-        entry.duration = state.clock.now().saturating_sub(started);
+        entry.duration = state.clock.now().saturating_sub(entry.started);
         entry.upstream = upstream;
         state.access.write(format, entry);
     }
@@ -176,8 +176,9 @@ async fn proxy(
     let mut last_err = None;
     for attempt in 0..attempts {
         let ctx_sticky = pool.sticky.as_ref().and_then(|s| forward::cookie(&parts.headers, &s.cookie));
+        let t0 = state.clock.now();
         let ctx = PickContext {
-            now: state.clock.now(),
+            now: t0,
             rand: fastrand::u64(..),
             client_ip: Some(info.peer.ip()),
             hash_key: pool.hash_on.as_ref().and_then(|h| forward::hash_key(h, &parts.headers, parts.uri.path())),
@@ -201,7 +202,6 @@ async fn proxy(
         *up.headers_mut() = headers;
         let stats = pool.balancer.stats(idx);
         record_start(stats);
-        let t0 = state.clock.now();
         let result = upstream::send(&snap.client, up, authority, snap.settings.upstream_response).await;
         let t1 = state.clock.now();
         match result {

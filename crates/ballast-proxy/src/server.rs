@@ -30,6 +30,12 @@ pub struct ProxyServer {
     retired: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// `ProxyServer` is shared between the serving code and signal handlers.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<ProxyServer>();
+};
+
 #[derive(Debug)]
 struct Listener {
     name: String,
@@ -179,8 +185,9 @@ impl ProxyServer {
 
     /// Stops accepting on every listener, lets in-flight requests finish, and returns
     /// once every connection closed or `grace` passed. Returns whether everything
-    /// drained in time.
-    pub async fn shutdown(self, grace: Duration) -> bool {
+    /// drained in time. Takes `&self` so the server can live in an `Arc` shared with
+    /// a signal task; afterwards it has no listeners.
+    pub async fn shutdown(&self, grace: Duration) -> bool {
         let listeners = std::mem::take(&mut *self.listeners.lock().unwrap_or_else(PoisonError::into_inner));
         let mut tasks = std::mem::take(&mut *self.retired.lock().unwrap_or_else(PoisonError::into_inner));
         for l in listeners {

@@ -217,3 +217,77 @@ fn build_pool(
         }),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::build_client;
+
+    fn parse(toml_text: &str) -> Config {
+        toml::from_str(toml_text).expect("test config parses")
+    }
+
+    const BASE: &str = r#"
+[[balancer]]
+name = "web"
+listen = "127.0.0.1:0"
+[[balancer.route]]
+headers = { x-tier = "gold" }
+split = [{ pool = "app", weight = 3 }, { pool = "app", weight = 1 }]
+[[pool]]
+name = "app"
+sticky = { cookie = "aff", ttl = "10m" }
+[[pool.instance]]
+address = "127.0.0.1:9001"
+weight = 5
+[[pool.instance]]
+address = "localhost:9002"
+"#;
+
+    fn build(cfg: &Config, registry: &StatsRegistry) -> Result<Snapshot, ProxyError> {
+        Snapshot::build(cfg, &cfg.balancers[0], registry, Duration::from_secs(1), build_client(Duration::from_secs(1)))
+    }
+
+    #[test]
+    fn builds_pools_once_and_shares_stats_across_builds() {
+        let cfg = parse(BASE);
+        let registry = StatsRegistry::default();
+        let snap = build(&cfg, &registry).expect("builds");
+        assert_eq!(snap.pools.len(), 1, "a pool named twice is built once");
+        let pool = &snap.pools[0];
+        assert_eq!(pool.balancer.backends()[0].weight, 5);
+        assert_eq!(pool.authorities[1].as_str(), "localhost:9002");
+        assert_eq!(pool.sticky, Some(Sticky { cookie: "aff".into(), max_age: Some(600) }));
+        assert_eq!(snap.routes[0].headers.len(), 1);
+        let again = build(&cfg, &registry).expect("builds");
+        assert!(Arc::ptr_eq(pool.balancer.stats(0), again.pools[0].balancer.stats(0)));
+        assert_eq!(snap.settings.upstream_response, Duration::from_secs(60), "default");
+        assert!(!snap.settings.https);
+    }
+
+    #[test]
+    fn registry_forgets_removed_instances() {
+        let registry = StatsRegistry::default();
+        build(&parse(BASE), &registry).expect("builds");
+        assert!(registry.get("app", "localhost:9002").is_some());
+        registry.retain_config(&parse(&BASE.replace("localhost:9002", "localhost:9003")));
+        assert!(registry.get("app", "localhost:9002").is_none());
+        assert!(registry.get("app", "127.0.0.1:9001").is_some());
+    }
+
+    #[test]
+    fn build_errors_name_the_field() {
+        let cases = [
+            ("pool = \"app\", weight = 3", "pool = \"nope\", weight = 3", "route[0].split[0].pool: unknown pool \"nope\""),
+            ("x-tier = \"gold\"", "\"bad header\" = \"gold\"", "route[0].headers.bad header: invalid header name"),
+            ("x-tier = \"gold\"", "x-tier = \"a\\nb\"", "route[0].headers.x-tier: invalid header value"),
+            ("127.0.0.1:9001", "not an address", "pool \"app\".instance[0].address: \"not an address\" is not host:port"),
+            ("localhost:9002", "localhost", "pool \"app\".instance[1].address: \"localhost\" has no port"),
+        ];
+        for (from, to, want) in cases {
+            let err = build(&parse(&BASE.replace(from, to)), &StatsRegistry::default()).expect_err(to);
+            let msg = err.to_string();
+            assert!(msg.starts_with("balancer \"web\": ") && msg.contains(want), "{to}: {msg}");
+        }
+    }
+}

@@ -117,7 +117,9 @@ async fn shutdown_drains_an_in_flight_request_and_stops_accepting() {
     let (proxy, addr) = proxy(&simple_config(&[slow.addr], "", "")).await;
     let in_flight = tokio::spawn(send(addr, get("/")));
     arrived.notified().await;
-    let shutdown = tokio::spawn(proxy.shutdown(Duration::from_secs(10)));
+    let proxy = Arc::new(proxy);
+    let draining = proxy.clone();
+    let shutdown = tokio::spawn(async move { draining.shutdown(Duration::from_secs(10)).await });
     // The listener closes: new connections are refused while the request is in flight.
     let mut refused = false;
     for _ in 0..200 {
@@ -134,6 +136,7 @@ async fn shutdown_drains_an_in_flight_request_and_stops_accepting() {
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(&got.body[..], b"slow");
     assert!(shutdown.await.expect("task"), "drained within the grace period");
+    assert!(proxy.local_addrs().is_empty());
 }
 
 #[tokio::test]
