@@ -6,4 +6,5 @@
 
 pub mod balance;
 pub mod config;
+pub mod resilience;
 pub mod sim;
