@@ -1,1 +1,2 @@
 //! ballast-proxy
+pub mod health;
