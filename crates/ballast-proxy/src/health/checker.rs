@@ -124,7 +124,7 @@ impl HealthChecker {
         let (tx, rx) = watch::channel(targets);
         let shared = Arc::new(Mutex::new(Vec::new()));
         let now: Arc<dyn Fn() -> Duration + Send + Sync> = Arc::new(now);
-        let checker = HealthChecker {
+        let mut checker = HealthChecker {
             pool: pool.into(),
             interval: cfg.interval.0.max(Duration::from_millis(1)),
             rise: cfg.rise,
@@ -137,14 +137,16 @@ impl HealthChecker {
             rng: fastrand::Rng::new(),
             next_gen: 0,
         };
-        let task = tokio::spawn(checker.run());
+        // Entries exist (and show in `status`) before the task first runs.
+        let initial = checker.targets.borrow_and_update().clone();
+        let mut entries = Vec::new();
+        checker.apply_targets(&mut entries, initial);
+        *lock(&checker.shared) = entries.clone();
+        let task = tokio::spawn(checker.run(entries));
         HealthHandle { targets: tx, shared, now, task }
     }
 
-    async fn run(mut self) {
-        let initial = self.targets.borrow_and_update().clone();
-        let mut entries = Vec::new();
-        self.apply_targets(&mut entries, initial);
+    async fn run(mut self, mut entries: Vec<Entry>) {
         let mut running: FuturesUnordered<Finished> = FuturesUnordered::new();
         loop {
             let next = entries.iter().filter(|e| !e.probing).map(|e| e.next_due).min();
