@@ -5,6 +5,7 @@
 //! The whole state is one `AtomicU64` changed by compare-and-swap, so [`CircuitBreaker::allow`]
 //! and [`CircuitBreaker::record`] take no lock and can never disagree about the state.
 
+use super::events::{EventCounts, EventKind, HealthEvent};
 use super::{as_ms, Outcome};
 use crate::config::CircuitBreakerConfig;
 use serde::{Deserialize, Serialize};
@@ -51,11 +52,23 @@ pub struct CircuitTransition {
 }
 
 impl CircuitTransition {
+    /// The log entry for this transition of `instance` in `pool` at `now`.
+    pub fn event(&self, now: Duration, pool: &str, instance: &str, cfg: &CircuitBreakerConfig) -> HealthEvent {
+        let failures = if self.to == CircuitState::Open && self.from == CircuitState::Closed {
+            cfg.failure_threshold
+        } else {
+            0
+        };
+        let counts = EventCounts { consecutive_successes: 0, consecutive_failures: failures };
+        let kind = EventKind::Circuit { from: self.from, to: self.to };
+        HealthEvent::new(now, pool, instance, kind, self.reason(cfg), counts)
+    }
+
     /// A human reason for the change, given the breaker's thresholds.
     pub fn reason(&self, cfg: &CircuitBreakerConfig) -> String {
         match (self.from, self.to) {
             (CircuitState::Closed, CircuitState::Open) => {
-                format!("{} failures in a row (failure_threshold {})", cfg.failure_threshold, cfg.failure_threshold)
+                format!("{0} failures in a row (failure_threshold {0})", cfg.failure_threshold)
             }
             (CircuitState::Open, CircuitState::HalfOpen) => {
                 format!("recovery_timeout {} passed; letting trial requests through", cfg.recovery_timeout)

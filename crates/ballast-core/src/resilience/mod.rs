@@ -1,6 +1,7 @@
 //! Health and resilience logic, pure: active-check damping ([`HealthState`]), passive
 //! outlier ejection ([`OutlierDetector`]), the per-instance [`CircuitBreaker`], the
-//! [`RetryBudget`] and the in-memory [`EventLog`] of transitions.
+//! [`RetryBudget`], the pool limits' admission ([`PendingGate`],
+//! [`try_acquire_in_flight`]) and the in-memory [`EventLog`] of transitions.
 //!
 //! Nothing here reads a clock or does I/O: every call takes `now`, a [`Duration`] on the
 //! caller's monotonic origin (the proxy's `Clock`). What sits on the request path
@@ -10,6 +11,7 @@
 mod breaker;
 mod events;
 mod health;
+mod limits;
 mod outlier;
 mod retry;
 
@@ -19,6 +21,7 @@ mod tests;
 pub use breaker::{CircuitBreaker, CircuitState, CircuitTransition, Rejected, Ticket};
 pub use events::{EventCounts, EventKind, EventLog, HealthEvent};
 pub use health::{Health, HealthCounts, HealthState, HealthTransition};
+pub use limits::{try_acquire_in_flight, PendingGate, PendingPermit, QueueFull};
 pub use outlier::{OutlierDetector, OutlierSlot, OutlierTransition};
 pub use retry::RetryBudget;
 

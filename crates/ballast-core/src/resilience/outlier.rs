@@ -7,7 +7,7 @@
 //! snapshot swaps like `BackendStats`); the pool's [`OutlierDetector`] is rebuilt from
 //! the slots whenever membership changes.
 
-use super::events::{EventCounts, EventKind};
+use super::events::{EventCounts, EventKind, HealthEvent};
 use super::{as_ms, Outcome};
 use crate::config::OutlierConfig;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -59,6 +59,11 @@ pub enum OutlierTransition {
 }
 
 impl OutlierTransition {
+    /// The log entry for this transition of `instance` in `pool` at `now`.
+    pub fn event(&self, now: Duration, pool: &str, instance: &str) -> HealthEvent {
+        HealthEvent::new(now, pool, instance, self.event_kind(), self.reason(), self.counts())
+    }
+
     /// The event kind for the log.
     pub fn event_kind(&self) -> EventKind {
         match *self {

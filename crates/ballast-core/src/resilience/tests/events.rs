@@ -44,3 +44,22 @@ fn events_serialise_with_a_tagged_kind() {
     assert_eq!(json["kind"]["to"], "unhealthy");
     assert_eq!(json["counts"]["consecutive_failures"], 3);
 }
+
+#[test]
+fn transitions_become_log_entries() {
+    use crate::config::CircuitBreakerConfig;
+    use crate::resilience::{CircuitState, CircuitTransition, OutlierTransition};
+    let cb = CircuitBreakerConfig::default();
+    let t = CircuitTransition { from: CircuitState::Closed, to: CircuitState::Open };
+    let e = t.event(secs(3), "api", "i-1", &cb);
+    assert_eq!((e.at, e.pool.as_str(), e.instance.as_str()), (secs(3), "api", "i-1"));
+    assert_eq!(e.kind, EventKind::Circuit { from: CircuitState::Closed, to: CircuitState::Open });
+    assert_eq!((e.counts.consecutive_failures, e.reason.as_str()), (5, "5 failures in a row (failure_threshold 5)"));
+    let t = CircuitTransition { from: CircuitState::Open, to: CircuitState::HalfOpen };
+    assert_eq!(t.event(secs(33), "api", "i-1", &cb).reason, "recovery_timeout 30s passed; letting trial requests through");
+    let o = OutlierTransition::Ejected { duration: secs(30), ejections: 2, consecutive_failures: 5 };
+    let e = o.event(secs(4), "api", "i-2");
+    assert_eq!(e.kind, EventKind::Ejected { for_ms: 30_000, ejections: 2 });
+    assert_eq!(e.counts.consecutive_failures, 5);
+    assert_eq!(OutlierTransition::Returned.event(secs(34), "api", "i-2").reason, "ejection time passed");
+}

@@ -114,7 +114,7 @@ proptest! {
             let t = st.record(results[i], secs(i as u64 + 1));
             prop_assert_eq!(st.health(), expect);
             prop_assert_eq!(t.is_some(), before != expect);
-            if let Some(t) = t {
+            if t.is_some() {
                 let needed = if expect == H { rise } else { fall };
                 prop_assert_eq!(run, needed as usize, "a flip happens at exactly the threshold");
             }

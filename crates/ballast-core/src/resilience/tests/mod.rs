@@ -4,6 +4,7 @@
 mod breaker;
 mod events;
 mod health;
+mod limits;
 mod outlier;
 mod retry;
 
