@@ -7,6 +7,22 @@
 //! caller's monotonic origin (the proxy's `Clock`). What sits on the request path
 //! (outlier recording, breaker admission, retry budget) is atomics only, no lock; the
 //! event log takes a lock, but only when something changes state.
+//!
+//! # Where each piece sits in a proxied request
+//!
+//! 1. Pool admission: [`try_acquire_in_flight`] on the picked instance (when
+//!    `max_in_flight_per_instance` is set); when no instance has room, enter the pool's
+//!    [`PendingGate`] (refused: 503 with `Retry-After`), wait up to its queue timeout.
+//! 2. Pick: skip instances that [`OutlierDetector::is_ejected`] or whose
+//!    [`CircuitBreaker::allow`] refuses (all refused: 503 with the smallest
+//!    [`Rejected::retry_after`]). Keep the [`Ticket`].
+//! 3. First attempt: [`RetryBudget::deposit`].
+//! 4. Outcome: [`Outcome::from_status`] (or `ConnectFailure`/`Timeout`) goes to
+//!    [`CircuitBreaker::record`] with the ticket and to [`OutlierDetector::record`];
+//!    push any transition to the [`EventLog`] (`transition.event(..)`).
+//! 5. Retry (idempotent method, or nothing sent): only if [`RetryBudget::try_withdraw`]
+//!    says yes, on another instance, back to step 2.
+//! 6. Periodically: [`OutlierDetector::returned`] for `Returned` events.
 
 mod breaker;
 mod events;

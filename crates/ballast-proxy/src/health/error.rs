@@ -45,7 +45,7 @@ pub enum HealthError {
         expected: StatusRange,
     },
     /// The body does not contain `health.body_contains` (within the first
-    /// [`MAX_BODY_BYTES`](super::http::MAX_BODY_BYTES)).
+    /// [`MAX_BODY_BYTES`](super::MAX_BODY_BYTES)).
     #[error("body does not contain {needle:?} (read {read} bytes)")]
     BodyMismatch {
         /// The text looked for.

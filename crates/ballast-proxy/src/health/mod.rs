@@ -22,5 +22,6 @@ mod tests;
 
 pub use checker::{HealthChecker, HealthHandle, HealthTarget, InstanceHealth};
 pub use error::HealthError;
+pub use http::MAX_BODY_BYTES;
 pub use icmp::icmp_available;
 pub use probe::{Probe, ProbeFuture, Prober};
