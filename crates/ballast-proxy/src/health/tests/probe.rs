@@ -128,3 +128,73 @@ async fn icmp_echo_to_loopback_or_a_clear_refusal() {
         }
     }
 }
+
+/// A raw TCP server that reads a request head, then answers with `head` and `chunk`
+/// repeated until the client goes away. (Answering before the request arrives would be
+/// an unsolicited response, which the client rightly drops.)
+async fn raw_server(head: Vec<u8>, chunk: Vec<u8>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr").to_string();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let (head, chunk) = (head.clone(), chunk.clone());
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if s.write_all(&head).await.is_err() {
+                    return;
+                }
+                while !chunk.is_empty() && s.write_all(&chunk).await.is_ok() {}
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_endless_body_is_read_only_up_to_the_cap() {
+    let chunk = format!("400\r\n{}\r\n", ".".repeat(1024)).into_bytes();
+    let addr = raw_server(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(), chunk).await;
+    let mut c = cfg(HealthCheckKind::Http);
+    c.body_contains = Some("never there".into());
+    match probe(&c, &addr).await {
+        Err(HealthError::BodyMismatch { read, .. }) => assert_eq!(read, crate::health::MAX_BODY_BYTES),
+        other => panic!("expected a capped body mismatch, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_match_split_across_chunks_is_found() {
+    let addr = raw_server(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nsta\r\n5\r\ntus=u\r\n1\r\np\r\n0\r\n\r\n".to_vec(),
+        Vec::new(),
+    )
+    .await;
+    let mut c = cfg(HealthCheckKind::Http);
+    c.body_contains = Some("status=up".into());
+    assert_eq!(probe(&c, &addr).await.expect("found across chunks"), "status 200, body matched");
+}
+
+#[tokio::test]
+async fn hostile_response_heads_fail_as_http_errors() {
+    let huge = format!("HTTP/1.1 200 OK\r\n{}\r\n", "X-Pad: aaaaaaaaaaaaaaaa\r\n".repeat(5000)).into_bytes();
+    let heads = [
+        huge,
+        b"HTTP/1.1 999999 Nope\r\n\r\n".to_vec(),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\n".to_vec(),
+    ];
+    for head in heads {
+        let addr = raw_server(head.clone(), Vec::new()).await;
+        match probe(&cfg(HealthCheckKind::Http), &addr).await {
+            Err(HealthError::Http(_)) => {}
+            other => panic!("expected an HTTP failure for {:?}, got {other:?}", String::from_utf8_lossy(&head[..40.min(head.len())])),
+        }
+    }
+}
