@@ -191,6 +191,10 @@ impl HealthChecker {
                 Some(i) => {
                     let mut e = old.swap_remove(i);
                     e.state.set_thresholds(self.rise, self.fall);
+                    if !Arc::ptr_eq(&e.target.stats, &target.stats) {
+                        // New stats for a known instance: carry the checked state over.
+                        target.stats.healthy.store(e.state.health() == Health::Healthy, Ordering::Release);
+                    }
                     e.target = target;
                     entries.push(e);
                 }

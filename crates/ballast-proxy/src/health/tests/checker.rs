@@ -161,6 +161,11 @@ async fn update_keeps_known_instances_and_starts_new_ones_from_their_flag() {
     assert!(c.stats.healthy.load(Ordering::SeqCst), "c passed rise checks");
     let last = events.recent(1).pop().expect("event");
     assert_eq!((last.instance.as_str(), last.kind), ("c", EventKind::Health { from: Health::Unhealthy, to: Health::Healthy }));
+    // Fresh stats for a known instance get its checked state.
+    let a_new = HealthTarget::new("a", "a:80", Arc::new(BackendStats::default()));
+    h.update(vec![a_new.clone(), c.clone()]);
+    sleep(Duration::from_millis(10)).await;
+    assert!(!a_new.stats.healthy.load(Ordering::SeqCst), "a is still unhealthy");
     // A changed address is a new instance: state starts over from the flag.
     h.update(vec![HealthTarget::new("a", "a2:80", Arc::clone(&a.stats))]);
     sleep(Duration::from_secs(1)).await;
