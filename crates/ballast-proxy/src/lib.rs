@@ -47,6 +47,7 @@ pub mod conn;
 pub mod conn_io;
 pub mod error;
 pub mod forward;
+pub mod health;
 pub mod proxy;
 pub mod route;
 pub mod server;
