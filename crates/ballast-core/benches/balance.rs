@@ -58,6 +58,7 @@ fn picks(c: &mut Criterion) {
                         hash_key: Some(&key),
                         sticky: None,
                         avoid: &[],
+                        client_zone: None,
                     };
                     black_box(balancer.pick(black_box(&ctx)))
                 });
