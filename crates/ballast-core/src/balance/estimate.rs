@@ -9,9 +9,10 @@
 //! that has no recent sample borrows from the nearest level that has one.
 //!
 //! Each level is an exponentially weighted average that adapts fast: a new sample weighs
-//! at least [`ESTIMATE_SAMPLE_WEIGHT`], and more when the level has not been updated for
-//! a while (`1 - exp(-gap / ESTIMATE_MAX_AGE)`), so an old estimate is mostly replaced by
-//! the first fresh sample. A failure counts as twice the current estimate (at least the
+//! at least [`ESTIMATE_SAMPLE_WEIGHT`], more when the level has not been updated for a
+//! while (`1 - exp(-gap / ESTIMATE_MAX_AGE)`), and replaces a stale estimate (older than
+//! [`ESTIMATE_MAX_AGE`]) outright: a level last seen while the backend was slow must not
+//! hold a recovered backend back. A failure counts as twice the current estimate (at least the
 //! latency it took): a backend that fails fast must not look like the fastest one.
 //!
 //! Probes: a backend that gets no real traffic (because it is slow, or new) would keep a
@@ -33,9 +34,9 @@ pub const RIF_LEVELS: usize = 8;
 /// about 70% of an old estimate).
 pub const ESTIMATE_SAMPLE_WEIGHT: f64 = 0.25;
 
-/// Age past which a level's estimate is stale: a pick prefers any fresh level, and a new
-/// sample after such a gap replaces most of the old value. 2 s.
-pub const ESTIMATE_MAX_AGE: Duration = Duration::from_secs(2);
+/// Age past which a level's estimate is stale: a pick prefers any fresh level, and the
+/// next sample at that level replaces it. 1 s.
+pub const ESTIMATE_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// Highest latency a failure penalty can reach (10 s), so repeated failures do not
 /// overflow the estimate.
@@ -82,8 +83,12 @@ impl RifLatency {
             sample
         } else {
             let gap = now_ns.saturating_sub(self.at_ns[level].load(Ordering::Relaxed));
-            let stale = 1.0 - (-(gap as f64) / ESTIMATE_MAX_AGE.as_nanos() as f64).exp();
-            let w = stale.max(ESTIMATE_SAMPLE_WEIGHT);
+            let w = if gap >= duration_ns(ESTIMATE_MAX_AGE) {
+                1.0
+            } else {
+                let aged = 1.0 - (-(gap as f64) / ESTIMATE_MAX_AGE.as_nanos() as f64).exp();
+                aged.max(ESTIMATE_SAMPLE_WEIGHT)
+            };
             prev as f64 + w * (sample - prev as f64)
         };
         self.ns[level].store((next.round() as u64).max(1), Ordering::Relaxed);
@@ -200,6 +205,8 @@ mod tests {
         l.observe(Duration::from_secs(10), 1, 2 * MS, true, true);
         let now = Duration::from_secs(10);
         assert_eq!(l.estimate(now, 4), Some(2 * MS), "level 3 is 9 s old");
+        assert_eq!(l.estimate(Duration::from_millis(10_999), 4), Some(2 * MS));
+        assert_eq!(l.estimate(Duration::from_secs(11), 4), Some(30 * MS), "both stale: nearest");
         let l = RifLatency::default();
         l.observe(Duration::from_secs(1), 4, 30 * MS, true, true);
         assert_eq!(l.estimate(now, 4), Some(30 * MS), "stale is better than nothing");
@@ -212,10 +219,14 @@ mod tests {
         l.observe(t, 1, 20 * MS, true, true);
         l.observe(t, 1, 4 * MS, true, true);
         assert_eq!(l.estimate(t, 1), Some(16 * MS), "weight 0.25");
-        let later = t + 4 * ESTIMATE_MAX_AGE;
+        let later = t + ESTIMATE_MAX_AGE / 2;
         l.observe(later, 1, 4 * MS, true, true);
         let est = l.estimate(later, 1).expect("sampled").as_secs_f64() * 1e3;
-        assert!((est - (16.0 - 12.0 * (1.0 - (-4f64).exp()))).abs() < 1e-3, "{est}");
+        let w = 1.0 - (-0.5f64).exp();
+        assert!((est - (16.0 - 12.0 * w)).abs() < 1e-3, "{est}");
+        let stale = later + ESTIMATE_MAX_AGE;
+        l.observe(stale, 1, 3 * MS, true, true);
+        assert_eq!(l.estimate(stale, 1), Some(3 * MS), "a stale estimate is replaced");
     }
 
     #[test]
