@@ -32,6 +32,12 @@
 //!   with no estimates at all the rule is least-request over the candidates.
 //! - A warming backend joins the candidates only with probability equal to its
 //!   slow-start ramp, so slow start bounds its share whatever its latency.
+//! - The hot rule never prefers a cold backend measured more than [`HOT_LATENCY_GUARD`]
+//!   times slower than a hot one: hot candidates then compete on latency too. Prequal's
+//!   fleets are large, so a sample of only hot fast backends beside a cold slow one is
+//!   rare there; in a pool of a handful of backends with one slow, whose RIF is low
+//!   precisely because it is avoided, it is common, and every such pick would cost a
+//!   request the slow backend's latency.
 
 use super::least;
 use super::view::{Rng, View, MAX_DRAWS};
@@ -46,6 +52,10 @@ pub const ADAPTIVE_CHOICES: usize = 3;
 /// of the pool (up to 16 sampled backends). Prequal runs it in 0.6–0.9.
 pub const HOT_RIF_QUANTILE: f64 = 0.75;
 
+/// A hot candidate stays in the running when every cold candidate's latency estimate is
+/// more than this multiple of the best hot one's (2×).
+pub const HOT_LATENCY_GUARD: f64 = 2.0;
+
 /// Relative margin within which two latency estimates are treated as equal (25%).
 pub const LATENCY_MARGIN: f64 = 0.25;
 
@@ -56,6 +66,19 @@ pub const LATENCY_SLACK: Duration = Duration::from_micros(100);
 /// this many random draws above it.
 const RIF_SAMPLE: usize = 16;
 
+/// One candidate of a pick.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Candidate {
+    /// Backend index.
+    pub(super) index: usize,
+    /// `(in_flight + 1) / effective_weight`.
+    pub(super) load: f64,
+    /// Latency estimate in ns at `in_flight + 1`, if any.
+    pub(super) estimate: Option<f64>,
+    /// Load above the pool's hot quantile.
+    pub(super) hot: bool,
+}
+
 /// One adaptive pick (see the module doc).
 pub(super) fn pick(view: &View<'_>, rng: &mut Rng) -> Option<usize> {
     let mut buf = [0usize; ADAPTIVE_CHOICES];
@@ -63,37 +86,47 @@ pub(super) fn pick(view: &View<'_>, rng: &mut Rng) -> Option<usize> {
     if k == 0 {
         return view.min_cost_scan(rng, |i| least::connection_cost(view, i));
     }
-    let candidates = &buf[..k];
-    let load = |i: usize| least::connection_cost(view, i);
     let threshold = hot_threshold(view, rng);
-    let lowest_load = |set: &mut dyn Iterator<Item = usize>| {
-        set.fold(None, |best: Option<usize>, i| match best {
-            Some(b) if load(b) <= load(i) => Some(b),
-            _ => Some(i),
-        })
-    };
-    let mut cold = candidates.iter().copied().filter(|&i| load(i) <= threshold).peekable();
-    if cold.peek().is_none() {
-        return lowest_load(&mut candidates.iter().copied());
-    }
     let now = view.now();
-    let mut estimates = [None; ADAPTIVE_CHOICES];
-    let mut best = f64::INFINITY;
-    let mut cold_count = 0;
-    for i in cold {
-        let est = view.stats(i).latency_estimate(now).map(|d| d.as_nanos() as f64);
-        if let Some(e) = est {
-            best = best.min(e);
-        }
-        estimates[cold_count] = Some((i, est));
-        cold_count += 1;
+    let all = buf[..k].iter().map(|&index| {
+        let load = least::connection_cost(view, index);
+        let estimate = view.stats(index).latency_estimate(now).map(|d| d.as_nanos() as f64);
+        Candidate { index, load, estimate, hot: load > threshold }
+    });
+    let mut entries = [Candidate { index: 0, load: 0.0, estimate: None, hot: false }; ADAPTIVE_CHOICES];
+    all.enumerate().for_each(|(j, c)| entries[j] = c);
+    choose(&entries[..k])
+}
+
+/// The hot-cold rule over the candidates, in random order (ties go to the first):
+/// all hot → lowest load; else, among the cold ones (and the hot ones too when every cold
+/// one is [`HOT_LATENCY_GUARD`] times slower), those within the latency margin of the
+/// best estimate or without one → lowest load.
+pub(super) fn choose(entries: &[Candidate]) -> Option<usize> {
+    let best = |hot: Option<bool>| {
+        let set = entries.iter().filter(|c| hot.is_none_or(|h| c.hot == h));
+        set.filter_map(|c| c.estimate).min_by(f64::total_cmp)
+    };
+    let lowest_load = |set: &mut dyn Iterator<Item = &Candidate>| {
+        set.fold(None::<&Candidate>, |b, c| match b {
+            Some(b) if b.load <= c.load => Some(b),
+            _ => Some(c),
+        })
+        .map(|c| c.index)
+    };
+    if entries.iter().all(|c| c.hot) {
+        return lowest_load(&mut entries.iter());
     }
-    let bound = best * (1.0 + LATENCY_MARGIN) + LATENCY_SLACK.as_nanos() as f64;
-    let mut near = estimates[..cold_count]
-        .iter()
-        .flatten()
-        .filter(|(_, est)| est.is_none_or(|e| e <= bound))
-        .map(|&(i, _)| i);
+    // Hot candidates stay out unless every cold one is measured far slower (see the doc).
+    let keep_hot = matches!((best(Some(false)), best(Some(true))),
+        (Some(cold), Some(hot)) if cold > HOT_LATENCY_GUARD * hot);
+    let allowed = |c: &&Candidate| keep_hot || !c.hot;
+    let best = entries.iter().filter(allowed).filter_map(|c| c.estimate).min_by(f64::total_cmp);
+    let bound = best.map_or(f64::INFINITY, |b| {
+        b * (1.0 + LATENCY_MARGIN) + LATENCY_SLACK.as_nanos() as f64
+    });
+    let mut near =
+        entries.iter().filter(allowed).filter(|c| c.estimate.is_none_or(|e| e <= bound));
     lowest_load(&mut near)
 }
 

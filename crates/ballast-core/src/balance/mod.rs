@@ -60,7 +60,9 @@ mod tests;
 #[cfg(test)]
 mod zone_tests;
 
-pub use adaptive::{ADAPTIVE_CHOICES, HOT_RIF_QUANTILE, LATENCY_MARGIN, LATENCY_SLACK};
+pub use adaptive::{
+    ADAPTIVE_CHOICES, HOT_LATENCY_GUARD, HOT_RIF_QUANTILE, LATENCY_MARGIN, LATENCY_SLACK,
+};
 pub use balancer::Balancer;
 pub use estimate::{
     probe_due, rif_level, ProbePolicy, ESTIMATE_MAX_AGE, ESTIMATE_SAMPLE_WEIGHT,
