@@ -1,1 +1,3 @@
 //! ballast-proxy
+
+pub mod probe;

@@ -90,10 +90,23 @@ pub(super) fn pick(view: &View<'_>, rng: &mut Rng) -> Option<usize> {
     let now = view.now();
     let all = buf[..k].iter().map(|&index| {
         let load = least::connection_cost(view, index);
-        let estimate = view.stats(index).latency_estimate(now).map(|d| d.as_nanos() as f64);
-        Candidate { index, load, estimate, hot: load > threshold }
+        let estimate = view
+            .stats(index)
+            .latency_estimate(now)
+            .map(|d| d.as_nanos() as f64);
+        Candidate {
+            index,
+            load,
+            estimate,
+            hot: load > threshold,
+        }
     });
-    let mut entries = [Candidate { index: 0, load: 0.0, estimate: None, hot: false }; ADAPTIVE_CHOICES];
+    let mut entries = [Candidate {
+        index: 0,
+        load: 0.0,
+        estimate: None,
+        hot: false,
+    }; ADAPTIVE_CHOICES];
     all.enumerate().for_each(|(j, c)| entries[j] = c);
     choose(&entries[..k])
 }
@@ -121,12 +134,18 @@ pub(super) fn choose(entries: &[Candidate]) -> Option<usize> {
     let keep_hot = matches!((best(Some(false)), best(Some(true))),
         (Some(cold), Some(hot)) if cold > HOT_LATENCY_GUARD * hot);
     let allowed = |c: &&Candidate| keep_hot || !c.hot;
-    let best = entries.iter().filter(allowed).filter_map(|c| c.estimate).min_by(f64::total_cmp);
+    let best = entries
+        .iter()
+        .filter(allowed)
+        .filter_map(|c| c.estimate)
+        .min_by(f64::total_cmp);
     let bound = best.map_or(f64::INFINITY, |b| {
         b * (1.0 + LATENCY_MARGIN) + LATENCY_SLACK.as_nanos() as f64
     });
-    let mut near =
-        entries.iter().filter(allowed).filter(|c| c.estimate.is_none_or(|e| e <= bound));
+    let mut near = entries
+        .iter()
+        .filter(allowed)
+        .filter(|c| c.estimate.is_none_or(|e| e <= bound));
     lowest_load(&mut near)
 }
 

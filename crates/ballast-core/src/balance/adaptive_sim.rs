@@ -112,7 +112,13 @@ impl Sim {
 
 /// Runs `secs` simulated seconds; backend 2 answers `extra` late until `recover_at` (ns).
 /// Latencies are kept from `measure_from` (ns) on.
-fn simulate(algorithm: Algorithm, extra: u64, recover_at: u64, secs: u64, measure_from: u64) -> Outcome {
+fn simulate(
+    algorithm: Algorithm,
+    extra: u64,
+    recover_at: u64,
+    secs: u64,
+    measure_from: u64,
+) -> Outcome {
     let (backends, stats) = pool(&[1, 1, 1]);
     let b = Balancer::new(algorithm, backends, stats, BalanceOptions::default());
     let policy = ProbePolicy::default();
@@ -123,7 +129,11 @@ fn simulate(algorithm: Algorithm, extra: u64, recover_at: u64, secs: u64, measur
     if algorithm == Algorithm::Adaptive {
         sim.push(0, Event::ProbeTick);
     }
-    let mut out = Outcome { per_second: vec![[0; 3]; secs as usize], latencies: Vec::new(), probes_to_slow: 0 };
+    let mut out = Outcome {
+        per_second: vec![[0; 3]; secs as usize],
+        latencies: Vec::new(),
+        probes_to_slow: 0,
+    };
     while let Some(Reverse((t, _, event))) = sim.events.pop() {
         if t >= secs * SEC {
             break;
@@ -131,7 +141,11 @@ fn simulate(algorithm: Algorithm, extra: u64, recover_at: u64, secs: u64, measur
         let now = Duration::from_nanos(t);
         match event {
             Event::ClientReady(client) => {
-                let ctx = PickContext { now, rand: sim.rand(), ..PickContext::default() };
+                let ctx = PickContext {
+                    now,
+                    rand: sim.rand(),
+                    ..PickContext::default()
+                };
                 let s = b.pick(&ctx).expect("three healthy backends");
                 b.stats(s).on_request_start();
                 sim.arrive(t, s, Job::Request { client, start: t });
@@ -145,7 +159,8 @@ fn simulate(algorithm: Algorithm, extra: u64, recover_at: u64, secs: u64, measur
                 sim.push(t + TRANSIT + late, Event::Reply(s, job));
             }
             Event::Reply(s, Job::Request { client, start }) => {
-                b.stats(s).on_request_end(now, Duration::from_nanos(t - start), true);
+                b.stats(s)
+                    .on_request_end(now, Duration::from_nanos(t - start), true);
                 out.per_second[(t / SEC) as usize][s] += 1;
                 if t >= measure_from {
                     out.latencies.push(t - start);
@@ -153,7 +168,8 @@ fn simulate(algorithm: Algorithm, extra: u64, recover_at: u64, secs: u64, measur
                 sim.push(t + CLIENT_GAP, Event::ClientReady(client));
             }
             Event::Reply(s, Job::Probe { start }) => {
-                b.stats(s).on_probe_result(now, Duration::from_nanos(t - start), true);
+                b.stats(s)
+                    .on_probe_result(now, Duration::from_nanos(t - start), true);
             }
             Event::ProbeTick => {
                 for s in 0..3 {
@@ -176,8 +192,11 @@ fn simulate(algorithm: Algorithm, extra: u64, recover_at: u64, secs: u64, measur
 fn adaptive_avoids_a_slow_backend_where_least_request_does_not() {
     for extra in [20 * MS, 5 * MS] {
         let run = |a| simulate(a, extra, u64::MAX, 3, SEC);
-        let (mut adaptive, mut least, mut peak) =
-            (run(Algorithm::Adaptive), run(Algorithm::LeastRequest), run(Algorithm::PeakEwma));
+        let (mut adaptive, mut least, mut peak) = (
+            run(Algorithm::Adaptive),
+            run(Algorithm::LeastRequest),
+            run(Algorithm::PeakEwma),
+        );
         let report = |name: &str, o: &mut Outcome| {
             format!(
                 "{name}: slow share {:.3}%, p99 {:.2} ms, {} req/s",
@@ -193,11 +212,17 @@ fn adaptive_avoids_a_slow_backend_where_least_request_does_not() {
         ];
         println!("{} ms late:\n  {}", extra / MS, lines.join("\n  "));
         assert!(adaptive.slow_share(1, 3) < 0.01, "{lines:?}");
-        assert!(least.slow_share(1, 3) > 0.01, "the baseline really is hurt: {lines:?}");
+        assert!(
+            least.slow_share(1, 3) > 0.01,
+            "the baseline really is hurt: {lines:?}"
+        );
         assert!(adaptive.p99_ms() <= 0.3 * least.p99_ms(), "{lines:?}");
         assert!(adaptive.p99_ms() <= peak.p99_ms(), "{lines:?}");
         assert!(adaptive.throughput() >= least.throughput(), "{lines:?}");
-        assert!(adaptive.probes_to_slow > 0, "the slow backend is kept measured");
+        assert!(
+            adaptive.probes_to_slow > 0,
+            "the slow backend is kept measured"
+        );
     }
 }
 
@@ -205,9 +230,16 @@ fn adaptive_avoids_a_slow_backend_where_least_request_does_not() {
 #[test]
 fn adaptive_gives_a_recovered_backend_its_share_back_within_ten_seconds() {
     let recover = 3;
-    let o = simulate(Algorithm::Adaptive, 20 * MS, recover * SEC, recover + 10, SEC);
-    let shares: Vec<String> =
-        (0..o.per_second.len()).map(|s| format!("{:.1}%", 100.0 * o.slow_share(s, s + 1))).collect();
+    let o = simulate(
+        Algorithm::Adaptive,
+        20 * MS,
+        recover * SEC,
+        recover + 10,
+        SEC,
+    );
+    let shares: Vec<String> = (0..o.per_second.len())
+        .map(|s| format!("{:.1}%", 100.0 * o.slow_share(s, s + 1)))
+        .collect();
     println!("slow backend's share per second (recovers at {recover} s): {shares:?}");
     assert!(o.slow_share(1, recover as usize) < 0.01, "{shares:?}");
     let back = (recover as usize..o.per_second.len()).find(|&s| o.slow_share(s, s + 1) > 0.25);

@@ -19,7 +19,11 @@ fn adaptive(weights: &[u32], options: BalanceOptions) -> Balancer {
 }
 
 fn at(rand: u64) -> PickContext<'static> {
-    PickContext { now: NOW, rand, ..PickContext::default() }
+    PickContext {
+        now: NOW,
+        rand,
+        ..PickContext::default()
+    }
 }
 
 /// Gives backend `i` a latency estimate of `latency` at every level it will be asked at.
@@ -43,7 +47,12 @@ fn histogram(b: &Balancer, picks: u64, seed: u64) -> Vec<u64> {
 }
 
 fn c(index: usize, load: f64, estimate_ms: Option<f64>, hot: bool) -> Candidate {
-    Candidate { index, load, estimate: estimate_ms.map(|ms| ms * 1e6), hot }
+    Candidate {
+        index,
+        load,
+        estimate: estimate_ms.map(|ms| ms * 1e6),
+        hot,
+    }
 }
 
 /// The hot-cold rule, one named case per edge.
@@ -55,7 +64,11 @@ fn hot_cold_rule_cases() {
         expect: Option<usize>,
     }
     let cases = [
-        Case { name: "no candidates", entries: vec![], expect: None },
+        Case {
+            name: "no candidates",
+            entries: vec![],
+            expect: None,
+        },
         Case {
             name: "cold beats hot even when the hot one is faster",
             entries: vec![c(0, 9.0, Some(1.0), true), c(1, 2.0, Some(1.5), false)],
@@ -87,7 +100,11 @@ fn hot_cold_rule_cases() {
         },
         Case {
             name: "no estimates at all: least-request",
-            entries: vec![c(0, 3.0, None, false), c(1, 2.0, None, false), c(2, 4.0, None, false)],
+            entries: vec![
+                c(0, 3.0, None, false),
+                c(1, 2.0, None, false),
+                c(2, 4.0, None, false),
+            ],
             expect: Some(1),
         },
         Case {
@@ -131,7 +148,11 @@ fn without_estimates_it_is_least_request() {
     b.stats(0).in_flight.store(5, Ordering::Relaxed);
     b.stats(1).in_flight.store(1, Ordering::Relaxed);
     b.stats(2).in_flight.store(3, Ordering::Relaxed);
-    assert_eq!(histogram(&b, 200, 1), [0, 200, 0], "three of three sampled: the least loaded");
+    assert_eq!(
+        histogram(&b, 200, 1),
+        [0, 200, 0],
+        "three of three sampled: the least loaded"
+    );
     let b = adaptive(&[1, 3], BalanceOptions::default());
     b.stats(0).in_flight.store(1, Ordering::Relaxed); // load 2
     b.stats(1).in_flight.store(2, Ordering::Relaxed); // load 1
@@ -150,17 +171,26 @@ fn the_fastest_backend_wins_until_it_becomes_hot() {
     // Sampled three of eight: backend 0 is a candidate in 3/8 of picks and wins them all.
     assert!((650..850).contains(&counts[0]), "{counts:?}");
     b.stats(0).in_flight.store(30, Ordering::Relaxed);
-    assert_eq!(histogram(&b, 2000, 4)[0], 0, "hot: skipped for cold ones within 2x");
+    assert_eq!(
+        histogram(&b, 2000, 4)[0],
+        0,
+        "hot: skipped for cold ones within 2x"
+    );
     let b = pool_with(3 * MS);
     b.stats(0).in_flight.store(30, Ordering::Relaxed);
     let counts = histogram(&b, 2000, 4);
-    assert!((650..850).contains(&counts[0]), "cold ones over 2x slower: hot competes {counts:?}");
+    assert!(
+        (650..850).contains(&counts[0]),
+        "cold ones over 2x slower: hot competes {counts:?}"
+    );
 }
 
 #[test]
 fn slow_start_bounds_a_fast_new_backends_share() {
-    let options =
-        BalanceOptions { slow_start: Some(Duration::from_secs(10)), ..BalanceOptions::default() };
+    let options = BalanceOptions {
+        slow_start: Some(Duration::from_secs(10)),
+        ..BalanceOptions::default()
+    };
     let (backends, mut stats) = pool(&[1; 3]);
     // Backend 2 became ready 1 s ago (ramp 10%), the others long ago.
     stats[2] = Arc::new(BackendStats::ready_at(NOW - Duration::from_secs(1)));
@@ -170,7 +200,10 @@ fn slow_start_bounds_a_fast_new_backends_share() {
     measure(&b, 2, MS);
     let counts = histogram(&b, 3000, 5);
     let share = counts[2] as f64 / 3000.0;
-    assert!((0.05..0.15).contains(&share), "fastest but warming: about its 10% ramp, {counts:?}");
+    assert!(
+        (0.05..0.15).contains(&share),
+        "fastest but warming: about its 10% ramp, {counts:?}"
+    );
 }
 
 #[test]
@@ -180,7 +213,8 @@ fn a_failing_backend_is_avoided_even_when_it_fails_fast() {
     measure(&b, 1, 2 * MS);
     for _ in 0..3 {
         b.stats(2).on_request_start();
-        b.stats(2).on_request_end(NOW, Duration::from_micros(50), false);
+        b.stats(2)
+            .on_request_end(NOW, Duration::from_micros(50), false);
     }
     assert_eq!(histogram(&b, 500, 6)[2], 0);
 }
@@ -195,7 +229,10 @@ fn a_slow_backend_is_avoided_but_probed_and_recovers() {
     b.stats(2).on_probe_result(NOW, 20 * MS, true);
     assert_eq!(histogram(&b, 1000, 7)[2], 0);
     let later = NOW + policy.interval;
-    assert!(probe_due(b.stats(2), later, &policy), "no traffic: probed again");
+    assert!(
+        probe_due(b.stats(2), later, &policy),
+        "no traffic: probed again"
+    );
     assert!(!probe_due(b.stats(0), NOW, &policy), "traffic: not probed");
     // Recovered: 1.6 s of fast probes (each moves the estimate 25%) and it is back.
     for k in 1..=16u32 {
@@ -205,7 +242,11 @@ fn a_slow_backend_is_avoided_but_probed_and_recovers() {
     }
     let now = NOW + policy.interval * 16;
     let counts: Vec<u64> = (0..900u64).fold(vec![0; 3], |mut acc, k| {
-        let c = PickContext { now, rand: nth_rand(8, k), ..PickContext::default() };
+        let c = PickContext {
+            now,
+            rand: nth_rand(8, k),
+            ..PickContext::default()
+        };
         acc[b.pick(&c).expect("healthy pool")] += 1;
         acc
     });
@@ -219,7 +260,11 @@ fn closed_loop(b: &Balancer, picks: u64, depth: usize, seed: u64) -> Vec<u64> {
     let mut queue = std::collections::VecDeque::new();
     for k in 0..picks {
         let now = NOW + MS * k as u32;
-        let c = PickContext { now, rand: nth_rand(seed, k), ..PickContext::default() };
+        let c = PickContext {
+            now,
+            rand: nth_rand(seed, k),
+            ..PickContext::default()
+        };
         let i = b.pick(&c).expect("healthy pool");
         b.stats(i).on_request_start();
         counts[i] += 1;
@@ -294,9 +339,9 @@ proptest! {
     ) {
         let slow = slow % n;
         let b = adaptive(&vec![1; n], BalanceOptions::default());
-        for i in 0..n {
-            measure(&b, i, if i == slow { 20 * MS } else { MS + MS * rifs[i] / 10 });
-            b.stats(i).in_flight.store(if i == slow { 0 } else { rifs[i] }, Ordering::Relaxed);
+        for (i, &rif) in rifs.iter().enumerate().take(n) {
+            measure(&b, i, if i == slow { 20 * MS } else { MS + MS * rif / 10 });
+            b.stats(i).in_flight.store(if i == slow { 0 } else { rif }, Ordering::Relaxed);
         }
         let counts = histogram(&b, 1000, seed);
         prop_assert!(counts[slow] < 10, "{:?}", counts);

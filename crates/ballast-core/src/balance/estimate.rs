@@ -69,7 +69,14 @@ pub struct RifLatency {
 impl RifLatency {
     /// Folds one observation made at `rif` in flight (the observed request included).
     /// `real` is false for probes: they do not count as traffic for [`probe_due`].
-    pub(super) fn observe(&self, now: Duration, rif: u32, latency: Duration, success: bool, real: bool) {
+    pub(super) fn observe(
+        &self,
+        now: Duration,
+        rif: u32,
+        latency: Duration,
+        success: bool,
+        real: bool,
+    ) {
         let now_ns = duration_ns(now).max(1);
         let level = rif_level(rif);
         let prev = self.ns[level].load(Ordering::Relaxed);
@@ -124,7 +131,8 @@ impl RifLatency {
 
     /// Records that a probe was sent at `now`.
     pub(super) fn probe_sent(&self, now: Duration) {
-        self.last_probe_ns.store(duration_ns(now).max(1), Ordering::Relaxed);
+        self.last_probe_ns
+            .store(duration_ns(now).max(1), Ordering::Relaxed);
         self.probes.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -147,7 +155,10 @@ pub struct ProbePolicy {
 
 impl Default for ProbePolicy {
     fn default() -> Self {
-        ProbePolicy { interval: Duration::from_millis(100), idle: Duration::from_millis(250) }
+        ProbePolicy {
+            interval: Duration::from_millis(100),
+            idle: Duration::from_millis(250),
+        }
     }
 }
 
@@ -194,8 +205,16 @@ mod tests {
         assert_eq!(l.estimate(now, 1), Some(MS));
         assert_eq!(l.estimate(now, 3), Some(MS), "level 2 empty: nearest lower");
         assert_eq!(l.estimate(now, 25), Some(9 * MS));
-        assert_eq!(l.estimate(now, 500), Some(9 * MS), "higher levels borrow from below");
-        assert_eq!(l.estimate(now, 0), Some(MS), "nothing at or below 0: nearest higher");
+        assert_eq!(
+            l.estimate(now, 500),
+            Some(9 * MS),
+            "higher levels borrow from below"
+        );
+        assert_eq!(
+            l.estimate(now, 0),
+            Some(MS),
+            "nothing at or below 0: nearest higher"
+        );
     }
 
     #[test]
@@ -206,10 +225,18 @@ mod tests {
         let now = Duration::from_secs(10);
         assert_eq!(l.estimate(now, 4), Some(2 * MS), "level 3 is 9 s old");
         assert_eq!(l.estimate(Duration::from_millis(10_999), 4), Some(2 * MS));
-        assert_eq!(l.estimate(Duration::from_secs(11), 4), Some(30 * MS), "both stale: nearest");
+        assert_eq!(
+            l.estimate(Duration::from_secs(11), 4),
+            Some(30 * MS),
+            "both stale: nearest"
+        );
         let l = RifLatency::default();
         l.observe(Duration::from_secs(1), 4, 30 * MS, true, true);
-        assert_eq!(l.estimate(now, 4), Some(30 * MS), "stale is better than nothing");
+        assert_eq!(
+            l.estimate(now, 4),
+            Some(30 * MS),
+            "stale is better than nothing"
+        );
     }
 
     #[test]
@@ -226,7 +253,11 @@ mod tests {
         assert!((est - (16.0 - 12.0 * w)).abs() < 1e-3, "{est}");
         let stale = later + ESTIMATE_MAX_AGE;
         l.observe(stale, 1, 3 * MS, true, true);
-        assert_eq!(l.estimate(stale, 1), Some(3 * MS), "a stale estimate is replaced");
+        assert_eq!(
+            l.estimate(stale, 1),
+            Some(3 * MS),
+            "a stale estimate is replaced"
+        );
     }
 
     #[test]
@@ -234,7 +265,11 @@ mod tests {
         let l = RifLatency::default();
         let t = Duration::from_secs(1);
         l.observe(t, 1, MS, false, true);
-        assert_eq!(l.estimate(t, 1), Some(2 * PEAK_EWMA_DEFAULT_RTT), "no estimate: default × 2");
+        assert_eq!(
+            l.estimate(t, 1),
+            Some(2 * PEAK_EWMA_DEFAULT_RTT),
+            "no estimate: default × 2"
+        );
         for _ in 0..200 {
             l.observe(t, 1, MS, false, true);
         }
@@ -251,7 +286,10 @@ mod tests {
         assert!(!probe_due(&s, t(1099), &policy), "rate limit");
         assert!(probe_due(&s, t(1100), &policy));
         s.on_probe_result(t(1100), MS, true);
-        assert!(probe_due(&s, t(1100), &policy), "a probe result is not traffic");
+        assert!(
+            probe_due(&s, t(1100), &policy),
+            "a probe result is not traffic"
+        );
         s.on_request_start();
         s.on_request_end(t(1150), MS, true);
         assert!(!probe_due(&s, t(1300), &policy), "real response 150 ms ago");

@@ -15,11 +15,24 @@ fn zoned(algorithm: Algorithm, zones: &[Option<&str>], options: BalanceOptions) 
     for (b, z) in backends.iter_mut().zip(zones) {
         b.zone = z.map(str::to_string);
     }
-    Balancer::new(algorithm, backends, stats, BalanceOptions { zone_aware: true, ..options })
+    Balancer::new(
+        algorithm,
+        backends,
+        stats,
+        BalanceOptions {
+            zone_aware: true,
+            ..options
+        },
+    )
 }
 
 fn from<'a>(zone: &'a str, rand: u64, avoid: &'a [usize]) -> PickContext<'a> {
-    PickContext { rand, client_zone: Some(zone), avoid, ..PickContext::default() }
+    PickContext {
+        rand,
+        client_zone: Some(zone),
+        avoid,
+        ..PickContext::default()
+    }
 }
 
 /// Share of `picks` picks from `zone` that landed in backends `local`.
@@ -31,31 +44,55 @@ fn local_share(b: &Balancer, zone: &str, local: &[usize], picks: u64) -> f64 {
     hits as f64 / picks as f64
 }
 
-const LAYOUT: [Option<&str>; 7] =
-    [Some("eu-1a"), Some("eu-1a"), Some("eu-1a"), Some("eu-1b"), Some("eu-1b"), None, Some("eu-1c")];
+const LAYOUT: [Option<&str>; 7] = [
+    Some("eu-1a"),
+    Some("eu-1a"),
+    Some("eu-1a"),
+    Some("eu-1b"),
+    Some("eu-1b"),
+    None,
+    Some("eu-1c"),
+];
 
 #[test]
 fn picks_stay_local_for_every_algorithm() {
     for algorithm in Algorithm::ALL {
         let b = zoned(algorithm, &LAYOUT, BalanceOptions::default());
-        assert_eq!(local_share(&b, "eu-1a", &[0, 1, 2], 300), 1.0, "{algorithm}");
+        assert_eq!(
+            local_share(&b, "eu-1a", &[0, 1, 2], 300),
+            1.0,
+            "{algorithm}"
+        );
         assert_eq!(local_share(&b, "eu-1b", &[3, 4], 300), 1.0, "{algorithm}");
     }
 }
 
 #[test]
 fn unknown_zone_or_zone_awareness_off_uses_every_backend() {
-    for algorithm in [Algorithm::RoundRobin, Algorithm::LeastRequest, Algorithm::Adaptive] {
+    for algorithm in [
+        Algorithm::RoundRobin,
+        Algorithm::LeastRequest,
+        Algorithm::Adaptive,
+    ] {
         let b = zoned(algorithm, &LAYOUT, BalanceOptions::default());
-        assert!(local_share(&b, "us-2", &[5], 700) > 0.05, "{algorithm}: unknown zone");
-        let c = PickContext { rand: 1, ..PickContext::default() };
+        assert!(
+            local_share(&b, "us-2", &[5], 700) > 0.05,
+            "{algorithm}: unknown zone"
+        );
+        let c = PickContext {
+            rand: 1,
+            ..PickContext::default()
+        };
         assert!(b.pick(&c).is_some(), "{algorithm}: no client zone");
         let (mut backends, stats) = pool(&[1; 7]);
         for (b, z) in backends.iter_mut().zip(LAYOUT) {
             b.zone = z.map(str::to_string);
         }
         let off = Balancer::new(algorithm, backends, stats, BalanceOptions::default());
-        assert!(local_share(&off, "eu-1a", &[0, 1, 2], 700) < 0.7, "{algorithm}: off");
+        assert!(
+            local_share(&off, "eu-1a", &[0, 1, 2], 700) < 0.7,
+            "{algorithm}: off"
+        );
     }
 }
 
@@ -68,11 +105,18 @@ fn a_short_zone_keeps_a_proportional_share() {
     let expected = 0.9333 + (1.0 - 0.9333) * 2.0 / 6.0;
     let share = local_share(&b, "eu-1a", &[1, 2], 20_000);
     assert!((share - expected).abs() < 0.01, "{share} vs {expected}");
-    let strict = BalanceOptions { zone_local_threshold: 0.0, ..BalanceOptions::default() };
+    let strict = BalanceOptions {
+        zone_local_threshold: 0.0,
+        ..BalanceOptions::default()
+    };
     let b = zoned(Algorithm::Random, &LAYOUT, strict);
     b.stats(0).healthy.store(false, Ordering::Relaxed);
     b.stats(1).healthy.store(false, Ordering::Relaxed);
-    assert_eq!(local_share(&b, "eu-1a", &[2], 500), 1.0, "threshold 0: one local is enough");
+    assert_eq!(
+        local_share(&b, "eu-1a", &[2], 500),
+        1.0,
+        "threshold 0: one local is enough"
+    );
 }
 
 #[test]
@@ -80,9 +124,16 @@ fn an_empty_or_avoided_zone_spills_over() {
     for algorithm in Algorithm::ALL {
         let b = zoned(algorithm, &LAYOUT, BalanceOptions::default());
         b.stats(6).draining.store(true, Ordering::Relaxed);
-        let picks: Vec<_> = (0..50).filter_map(|k| b.pick(&from("eu-1c", k, &[]))).collect();
-        assert!(picks.len() == 50 && !picks.contains(&6), "{algorithm}: {picks:?}");
-        let retry: Vec<_> = (0..50).filter_map(|k| b.pick(&from("eu-1b", k, &[3, 4]))).collect();
+        let picks: Vec<_> = (0..50)
+            .filter_map(|k| b.pick(&from("eu-1c", k, &[])))
+            .collect();
+        assert!(
+            picks.len() == 50 && !picks.contains(&6),
+            "{algorithm}: {picks:?}"
+        );
+        let retry: Vec<_> = (0..50)
+            .filter_map(|k| b.pick(&from("eu-1b", k, &[3, 4])))
+            .collect();
         assert!(
             retry.len() == 50 && retry.iter().all(|i| ![3, 4].contains(i)),
             "{algorithm}: a retry that avoided the whole zone goes elsewhere {retry:?}"
