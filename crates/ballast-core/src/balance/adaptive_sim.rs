@@ -247,3 +247,17 @@ fn adaptive_gives_a_recovered_backend_its_share_back_within_ten_seconds() {
     let last = o.per_second.len() - 1;
     assert!(o.slow_share(last, last + 1) > 0.25, "keeps it: {shares:?}");
 }
+
+/// Equal backends: adaptive keeps round-robin's throughput (within 5%) and spreads the
+/// load evenly.
+#[test]
+fn with_equal_backends_adaptive_matches_round_robin() {
+    let mut adaptive = simulate(Algorithm::Adaptive, 0, 0, 3, SEC);
+    let mut rr = simulate(Algorithm::RoundRobin, 0, 0, 3, SEC);
+    let line = |o: &mut Outcome| format!("p99 {:.2} ms, {} req/s", o.p99_ms(), o.throughput() / 2.0);
+    let (a, r) = (line(&mut adaptive), line(&mut rr));
+    println!("equal backends: adaptive {a}; round-robin {r}");
+    assert!(adaptive.throughput() >= 0.95 * rr.throughput(), "adaptive {a}, round-robin {r}");
+    let share = adaptive.slow_share(1, 3);
+    assert!((0.28..0.38).contains(&share), "backend 2 gets {share} of the requests");
+}
