@@ -49,7 +49,7 @@ use std::time::Duration;
 pub const ADAPTIVE_CHOICES: usize = 3;
 
 /// A candidate is hot when its load is above this quantile (nearest rank) of the loads
-/// of the pool (up to 16 sampled backends). Prequal runs it in 0.6–0.9.
+/// of the pool (up to 8 sampled backends). Prequal runs it in 0.6–0.9.
 pub const HOT_RIF_QUANTILE: f64 = 0.75;
 
 /// A hot candidate stays in the running when every cold candidate's latency estimate is
@@ -64,7 +64,7 @@ pub const LATENCY_SLACK: Duration = Duration::from_micros(100);
 
 /// How many backends the RIF quantile looks at: every allowed one up to this pool size,
 /// this many random draws above it.
-const RIF_SAMPLE: usize = 16;
+const RIF_SAMPLE: usize = 8;
 
 /// One candidate of a pick.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -181,7 +181,7 @@ fn candidates(view: &View<'_>, rng: &mut Rng, buf: &mut [usize; ADAPTIVE_CHOICES
 }
 
 /// The load above which a candidate is hot: the [`HOT_RIF_QUANTILE`] (nearest rank) of
-/// the loads of every allowed backend (pools up to 16) or of 16 random draws (larger
+/// the loads of every allowed backend (pools up to 8) or of 8 random draws (larger
 /// pools). Infinite when nothing was sampled.
 fn hot_threshold(view: &View<'_>, rng: &mut Rng) -> f64 {
     let n = view.len();
@@ -202,7 +202,6 @@ fn hot_threshold(view: &View<'_>, rng: &mut Rng) -> f64 {
         return f64::INFINITY;
     }
     let loads = &mut loads[..m];
-    loads.sort_unstable_by(f64::total_cmp);
     let rank = ((HOT_RIF_QUANTILE * m as f64).ceil() as usize).clamp(1, m);
-    loads[rank - 1]
+    *loads.select_nth_unstable_by(rank - 1, f64::total_cmp).1
 }

@@ -28,7 +28,7 @@
 //! | least-connections | exact scan for the lowest `(in_flight + 1) / weight` | O(n) |
 //! | least-request | power of two choices on `(in_flight + 1) / weight` | O(1) |
 //! | peak-ewma | power of two choices on `ewma × (in_flight + 1) / weight` | O(1) |
-//! | adaptive | Prequal hot-cold rule over 3 sampled backends (`adaptive`) | O(1) for n > 16, O(n) below |
+//! | adaptive | Prequal hot-cold rule: 3 sampled backends, RIF quantile of 8 (`adaptive`) | O(1) |
 //! | ip-hash, consistent-hash | ring hash with 160 points per max weight (`hash`) | O(log n) |
 //!
 //! The O(1) algorithms fall back to an O(n) scan when 16 draws in a row land on backends
