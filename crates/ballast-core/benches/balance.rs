@@ -20,10 +20,6 @@ use std::time::Duration;
 
 const NOW: Duration = Duration::from_secs(3600);
 
-fn pool(algorithm: Algorithm, n: usize) -> Balancer {
-    zoned_pool(algorithm, n, false)
-}
-
 /// The bench pool; with `zones`, backend `i` is in zone `z{i % 3}` and zone-aware is on.
 fn zoned_pool(algorithm: Algorithm, n: usize, zones: bool) -> Balancer {
     let backends = (0..n)
