@@ -88,26 +88,13 @@ pub(super) fn pick(view: &View<'_>, rng: &mut Rng) -> Option<usize> {
     }
     let threshold = hot_threshold(view, rng);
     let now = view.now();
-    let all = buf[..k].iter().map(|&index| {
+    let blank = Candidate { index: 0, load: 0.0, estimate: None, hot: false };
+    let mut entries = [blank; ADAPTIVE_CHOICES];
+    for (entry, &index) in entries.iter_mut().zip(&buf[..k]) {
         let load = least::connection_cost(view, index);
-        let estimate = view
-            .stats(index)
-            .latency_estimate(now)
-            .map(|d| d.as_nanos() as f64);
-        Candidate {
-            index,
-            load,
-            estimate,
-            hot: load > threshold,
-        }
-    });
-    let mut entries = [Candidate {
-        index: 0,
-        load: 0.0,
-        estimate: None,
-        hot: false,
-    }; ADAPTIVE_CHOICES];
-    all.enumerate().for_each(|(j, c)| entries[j] = c);
+        let estimate = view.stats(index).latency_estimate(now).map(|d| d.as_nanos() as f64);
+        *entry = Candidate { index, load, estimate, hot: load > threshold };
+    }
     choose(&entries[..k])
 }
 
@@ -116,8 +103,8 @@ pub(super) fn pick(view: &View<'_>, rng: &mut Rng) -> Option<usize> {
 /// one is [`HOT_LATENCY_GUARD`] times slower), those within the latency margin of the
 /// best estimate or without one → lowest load.
 pub(super) fn choose(entries: &[Candidate]) -> Option<usize> {
-    let best = |hot: Option<bool>| {
-        let set = entries.iter().filter(|c| hot.is_none_or(|h| c.hot == h));
+    let best_of = |hot: bool| {
+        let set = entries.iter().filter(|c| c.hot == hot);
         set.filter_map(|c| c.estimate).min_by(f64::total_cmp)
     };
     let lowest_load = |set: &mut dyn Iterator<Item = &Candidate>| {
@@ -131,7 +118,7 @@ pub(super) fn choose(entries: &[Candidate]) -> Option<usize> {
         return lowest_load(&mut entries.iter());
     }
     // Hot candidates stay out unless every cold one is measured far slower (see the doc).
-    let keep_hot = matches!((best(Some(false)), best(Some(true))),
+    let keep_hot = matches!((best_of(false), best_of(true)),
         (Some(cold), Some(hot)) if cold > HOT_LATENCY_GUARD * hot);
     let allowed = |c: &&Candidate| keep_hot || !c.hot;
     let best = entries
