@@ -2,7 +2,9 @@
 //!
 //! The pools look like a live one: weights 1–4, a few requests in flight, a latency
 //! sample per backend, everyone healthy. Each pick gets fresh random bits and, for the
-//! hashing algorithms, a different key/client address, as requests would.
+//! hashing algorithms, a different key/client address, as requests would. The
+//! `zone-aware/*` groups run least-request and adaptive on the same pools spread over
+//! three zones, picking for a client in one of them.
 //!
 //! Run: `cargo bench -p ballast-core --bench balance -- --warm-up-time 1 --measurement-time 2`
 
@@ -18,13 +20,14 @@ use std::time::Duration;
 
 const NOW: Duration = Duration::from_secs(3600);
 
-fn pool(algorithm: Algorithm, n: usize) -> Balancer {
+/// The bench pool; with `zones`, backend `i` is in zone `z{i % 3}` and zone-aware is on.
+fn zoned_pool(algorithm: Algorithm, n: usize, zones: bool) -> Balancer {
     let backends = (0..n)
         .map(|i| Backend {
             id: format!("instance-{i}"),
             addr: format!("10.0.{}.{}:8080", i / 256, i % 256),
             weight: (i % 4) as u32 + 1,
-            zone: None,
+            zone: zones.then(|| format!("z{}", i % 3)),
         })
         .collect();
     let stats: Vec<_> = (0..n)
@@ -35,16 +38,22 @@ fn pool(algorithm: Algorithm, n: usize) -> Balancer {
             s
         })
         .collect();
-    let options =
-        BalanceOptions { slow_start: Some(Duration::from_secs(30)), ..BalanceOptions::default() };
+    let options = BalanceOptions {
+        slow_start: Some(Duration::from_secs(30)),
+        zone_aware: zones,
+        ..BalanceOptions::default()
+    };
     Balancer::new(algorithm, backends, stats, options)
 }
 
 fn picks(c: &mut Criterion) {
-    for algorithm in Algorithm::ALL {
-        let mut group = c.benchmark_group(algorithm.name());
+    let plain = Algorithm::ALL.map(|a| (a.name().to_string(), a, false));
+    let zoned = [Algorithm::LeastRequest, Algorithm::Adaptive]
+        .map(|a| (format!("zone-aware/{}", a.name()), a, true));
+    for (name, algorithm, zones) in plain.into_iter().chain(zoned) {
+        let mut group = c.benchmark_group(name);
         for n in [3usize, 100, 1000] {
-            let balancer = pool(algorithm, n);
+            let balancer = zoned_pool(algorithm, n, zones);
             group.bench_with_input(BenchmarkId::from_parameter(n), &balancer, |b, balancer| {
                 let mut k = 0u64;
                 b.iter(|| {
@@ -58,6 +67,7 @@ fn picks(c: &mut Criterion) {
                         hash_key: Some(&key),
                         sticky: None,
                         avoid: &[],
+                        client_zone: Some("z1"),
                     };
                     black_box(balancer.pick(black_box(&ctx)))
                 });

@@ -48,6 +48,7 @@ pub mod conn_io;
 pub mod error;
 pub mod forward;
 pub mod health;
+pub mod probe;
 pub mod proxy;
 pub mod route;
 pub mod server;

@@ -7,7 +7,7 @@ use crate::conn_io::ConnInfo;
 use crate::error::ProxyError;
 use crate::forward;
 use crate::snapshot::{Pool, Snapshot};
-use crate::stats_glue::{record_end, record_start, Clock};
+use crate::stats_glue::Clock;
 use crate::upstream;
 use arc_swap::ArcSwap;
 use ballast_core::balance::PickContext;
@@ -184,6 +184,7 @@ async fn proxy(
             hash_key: pool.hash_on.as_ref().and_then(|h| forward::hash_key(h, &parts.headers, parts.uri.path())),
             sticky: ctx_sticky,
             avoid: &avoid[..attempt],
+            client_zone: None,
         };
         let Some(idx) = pool.balancer.pick(&ctx) else {
             return Err(last_err.unwrap_or_else(|| ProxyError::NoInstance { pool: pool.name.clone() }));
@@ -201,19 +202,19 @@ async fn proxy(
         *up.version_mut() = Version::HTTP_11;
         *up.headers_mut() = headers;
         let stats = pool.balancer.stats(idx);
-        record_start(stats);
+        stats.on_request_start();
         let result = upstream::send(&snap.client, up, authority, snap.settings.upstream_response).await;
         let t1 = state.clock.now();
         match result {
             Ok(resp) => {
-                record_end(stats, t1, t1.saturating_sub(t0), resp.status().as_u16() < 500);
+                stats.on_request_end(t1, t1.saturating_sub(t0), resp.status().as_u16() < 500);
                 let addr = authority.to_string();
                 let resp = relay(resp, pool, idx, addr.clone(), pinned, client_upgrade, request_id)?;
                 return Ok((resp, addr));
             }
             Err(e) => {
                 let client_fault = matches!(e, ProxyError::BodyTooLarge { .. });
-                record_end(stats, t1, t1.saturating_sub(t0), client_fault);
+                stats.on_request_end(t1, t1.saturating_sub(t0), client_fault);
                 let retry = e.retry_safe() || (idempotent(&parts.method) && matches!(e, ProxyError::Upstream { .. }));
                 if !retry || attempt + 1 == attempts {
                     return Err(e);

@@ -205,6 +205,7 @@ fn build_pool(
     let options = BalanceOptions {
         slow_start: pc.slow_start.map(|d| d.0),
         panic_threshold: pc.panic_threshold,
+        ..BalanceOptions::default()
     };
     Ok(Pool {
         name: pc.name.clone(),

@@ -8,6 +8,8 @@ use super::hash::{self, Ring};
 use super::least;
 use super::view::{Rng, View};
 use super::weighted::Schedule;
+use super::zone::Zones;
+use super::adaptive;
 use super::{Algorithm, Backend, BackendStats, BalanceOptions, PickContext};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,6 +28,8 @@ enum Selector {
     LeastRequest,
     /// Power of two choices on the peak-EWMA cost.
     PeakEwma,
+    /// Prequal hot-cold rule over sampled backends.
+    Adaptive,
     /// ip-hash (`on_ip`) or consistent-hash on the hash key.
     Hash { ring: Ring, on_ip: bool },
 }
@@ -42,6 +46,7 @@ impl Selector {
             Algorithm::LeastConnections => Selector::LeastConnections,
             Algorithm::LeastRequest => Selector::LeastRequest,
             Algorithm::PeakEwma => Selector::PeakEwma,
+            Algorithm::Adaptive => Selector::Adaptive,
             Algorithm::IpHash => Selector::Hash { ring: Ring::new(backends), on_ip: true },
             Algorithm::ConsistentHash => Selector::Hash { ring: Ring::new(backends), on_ip: false },
         }
@@ -59,9 +64,12 @@ struct Counter(AtomicUsize);
 /// `pick` applies, in order: sticky affinity (an eligible, not-avoided backend named by
 /// `ctx.sticky` wins), then the algorithm, restricted to the backends that may take the
 /// request (see the `view` module: health, draining, `avoid`, panic mode) and biased by
-/// slow start. Fallbacks when the algorithm's input is missing:
+/// slow start; zone-aware pools first restrict it to the client's zone while that zone
+/// can take the request (see the `zone` module). Fallbacks when the algorithm's input is
+/// missing:
 /// - ip-hash without `client_ip`, consistent-hash without `hash_key`: a random point on
 ///   the ring (a weighted random pick).
+/// - adaptive without latency estimates: least-request among the sampled backends.
 #[derive(Debug)]
 pub struct Balancer {
     algorithm: Algorithm,
@@ -73,6 +81,7 @@ pub struct Balancer {
     weights: Vec<f64>,
     selector: Selector,
     by_id: HashMap<String, usize>,
+    zones: Zones,
 }
 
 impl Balancer {
@@ -94,6 +103,7 @@ impl Balancer {
         let selector = Selector::new(algorithm, &backends);
         let weights = backends.iter().map(|b| f64::from(b.weight.max(1))).collect();
         let by_id = backends.iter().enumerate().map(|(i, b)| (b.id.clone(), i)).collect();
+        let zones = Zones::new(&backends);
         Balancer {
             algorithm,
             backends,
@@ -103,6 +113,7 @@ impl Balancer {
             weights,
             selector,
             by_id,
+            zones,
         }
     }
 
@@ -141,6 +152,13 @@ impl Balancer {
                 return Some(i);
             }
         }
+        let mut rng = Rng::new(ctx.rand);
+        let local = if self.options.zone_aware {
+            let threshold = self.options.zone_local_threshold;
+            self.zones.local(ctx.client_zone, &self.stats, ctx.avoid, threshold, &mut rng)
+        } else {
+            None
+        };
         let view = View::new(
             &self.weights,
             &self.stats,
@@ -148,8 +166,8 @@ impl Balancer {
             ctx.now,
             self.options.slow_start,
             self.options.panic_threshold,
-        );
-        let mut rng = Rng::new(ctx.rand);
+        )
+        .restrict_to_zone(self.zones.ids(), local);
         let n = self.backends.len();
         let next = || self.next.0.fetch_add(1, Ordering::Relaxed);
         match &self.selector {
@@ -170,6 +188,7 @@ impl Balancer {
             Selector::PeakEwma => {
                 least::two_choices(&view, &mut rng, |i| least::ewma_cost(&view, i))
             }
+            Selector::Adaptive => adaptive::pick(&view, &mut rng),
             Selector::Hash { ring, on_ip } => {
                 let point = if *on_ip {
                     ctx.client_ip.map(hash::ip_point)

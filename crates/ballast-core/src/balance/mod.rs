@@ -28,25 +28,46 @@
 //! | least-connections | exact scan for the lowest `(in_flight + 1) / weight` | O(n) |
 //! | least-request | power of two choices on `(in_flight + 1) / weight` | O(1) |
 //! | peak-ewma | power of two choices on `ewma × (in_flight + 1) / weight` | O(1) |
+//! | adaptive | Prequal hot-cold rule: 3 sampled backends, RIF quantile of 8 (`adaptive`) | O(1) |
 //! | ip-hash, consistent-hash | ring hash with 160 points per max weight (`hash`) | O(log n) |
 //!
 //! The O(1) algorithms fall back to an O(n) scan when 16 draws in a row land on backends
 //! that may not be picked. When the hash input is missing (no client IP, no hash key) the
 //! hashing algorithms pick a random point of the ring: a weighted random pick.
+//!
+//! **Zone-aware** pools (`BalanceOptions::zone_aware` and a `ctx.client_zone`) restrict
+//! every algorithm to the client's zone while that zone has enough eligible backends,
+//! and spill over to every zone when it does not (see the `zone` module).
 
+mod adaptive;
 mod balancer;
+mod estimate;
 mod hash;
 mod least;
 mod stats;
 mod view;
 mod weighted;
+mod zone;
 
+#[cfg(test)]
+mod adaptive_sim;
+#[cfg(test)]
+mod adaptive_tests;
 #[cfg(test)]
 mod algorithm_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod zone_tests;
 
+pub use adaptive::{
+    ADAPTIVE_CHOICES, HOT_LATENCY_GUARD, HOT_RIF_QUANTILE, LATENCY_MARGIN, LATENCY_SLACK,
+};
 pub use balancer::Balancer;
+pub use estimate::{
+    probe_due, rif_level, ProbePolicy, ESTIMATE_MAX_AGE, ESTIMATE_SAMPLE_WEIGHT,
+    FAILURE_LATENCY_CAP, RIF_LEVELS,
+};
 pub use hash::VNODES;
 pub use stats::{
     BackendStats, MIN_SLOW_START_FACTOR, PEAK_EWMA_DECAY, PEAK_EWMA_DEFAULT_RTT,
@@ -90,6 +111,9 @@ pub enum Algorithm {
     LeastRequest,
     /// Lowest peak-EWMA latency times (in-flight + 1).
     PeakEwma,
+    /// Prequal-style: among sampled backends, skip those with many requests in flight
+    /// ("hot"), then the lowest estimated latency at their load (see `adaptive`).
+    Adaptive,
     /// Consistent hash (ring) of the client IP; random when the IP is unknown.
     IpHash,
     /// Consistent hash (ring) of a header, cookie or the path, see [`HashOn`]; random
@@ -99,13 +123,14 @@ pub enum Algorithm {
 
 impl Algorithm {
     /// Every algorithm, in documentation order.
-    pub const ALL: [Algorithm; 8] = [
+    pub const ALL: [Algorithm; 9] = [
         Algorithm::RoundRobin,
         Algorithm::WeightedRoundRobin,
         Algorithm::LeastConnections,
         Algorithm::Random,
         Algorithm::LeastRequest,
         Algorithm::PeakEwma,
+        Algorithm::Adaptive,
         Algorithm::IpHash,
         Algorithm::ConsistentHash,
     ];
@@ -119,6 +144,7 @@ impl Algorithm {
             Algorithm::Random => "random",
             Algorithm::LeastRequest => "least-request",
             Algorithm::PeakEwma => "peak-ewma",
+            Algorithm::Adaptive => "adaptive",
             Algorithm::IpHash => "ip-hash",
             Algorithm::ConsistentHash => "consistent-hash",
         }
@@ -171,11 +197,30 @@ pub struct BalanceOptions {
     /// (0.0–1.0), unhealthy backends may be picked too ("panic mode": better a maybe-sick
     /// backend than overloading the few healthy ones). Default 0.5; 0.0 disables it.
     pub panic_threshold: f64,
+    /// Prefer backends in the client's zone ([`PickContext::client_zone`] against
+    /// [`Backend::zone`]). Default false.
+    pub zone_aware: bool,
+    /// Zone-aware only: when at least this fraction (0.0–1.0) of the local zone's
+    /// non-draining backends may take the request, every pick stays local; below it a pick
+    /// stays local with probability `fraction / zone_local_threshold` and otherwise goes
+    /// to any zone; with no eligible local backend every pick spills over. Default
+    /// [`ZONE_LOCAL_THRESHOLD`] (Envoy's overprovisioning factor 1.4: a zone keeps all its
+    /// traffic while `1.4 × healthy fraction ≥ 1`). 0.0 keeps picks local whenever one
+    /// local backend is eligible.
+    pub zone_local_threshold: f64,
 }
+
+/// Default [`BalanceOptions::zone_local_threshold`]: `1 / 1.4`, Envoy's overprovisioning.
+pub const ZONE_LOCAL_THRESHOLD: f64 = 1.0 / 1.4;
 
 impl Default for BalanceOptions {
     fn default() -> Self {
-        BalanceOptions { slow_start: None, panic_threshold: 0.5 }
+        BalanceOptions {
+            slow_start: None,
+            panic_threshold: 0.5,
+            zone_aware: false,
+            zone_local_threshold: ZONE_LOCAL_THRESHOLD,
+        }
     }
 }
 
@@ -194,4 +239,6 @@ pub struct PickContext<'a> {
     pub sticky: Option<&'a str>,
     /// Backend indexes to avoid (already tried by this request's earlier attempts).
     pub avoid: &'a [usize],
+    /// The client's zone (from a CIDR map or a header), for zone-aware pools.
+    pub client_zone: Option<&'a str>,
 }

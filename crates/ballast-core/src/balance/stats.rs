@@ -1,6 +1,7 @@
 //! Live per-backend statistics: atomics written by the proxy and health checks, read by
 //! the balancer on every pick. They outlive balancer rebuilds (the proxy keeps them by id).
 
+use super::estimate::RifLatency;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ pub struct BackendStats {
     pub ewma_ns: AtomicU64,
     /// When `ewma_ns` was last updated (nanoseconds on the caller's origin).
     pub ewma_at_ns: AtomicU64,
+    /// Latency by RIF level and probe bookkeeping, for the adaptive algorithm.
+    pub(super) rif_latency: RifLatency,
 }
 
 impl Default for BackendStats {
@@ -37,6 +40,7 @@ impl Default for BackendStats {
             ready_at_ns: AtomicU64::new(0),
             ewma_ns: AtomicU64::new(0),
             ewma_at_ns: AtomicU64::new(0),
+            rif_latency: RifLatency::default(),
         }
     }
 }
@@ -63,15 +67,20 @@ impl BackendStats {
     }
 
     /// Records that a request finished at `now` after `latency`: `in_flight -= 1`
-    /// (saturating at 0), `failures += 1` when `!success`, and feeds the peak-EWMA.
+    /// (saturating at 0), `failures += 1` when `!success`, and feeds the peak-EWMA and the
+    /// adaptive algorithm's estimate for the RIF level the request saw (itself included).
     ///
     /// A failure is observed as at least [`PEAK_EWMA_FAILURE_PENALTY`] times the current
     /// estimate ([`PEAK_EWMA_DEFAULT_RTT`] before the first sample): a backend that fails fast would
     /// otherwise look like the fastest one and attract traffic (a "black hole").
     pub fn on_request_end(&self, now: Duration, latency: Duration, success: bool) {
         // Err means it was already 0: an unmatched end is ignored rather than wrapping.
-        let _ =
-            self.in_flight.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+        let rif = self
+            .in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1))
+            .unwrap_or(0)
+            .max(1);
+        self.rif_latency.observe(now, rif, latency, success, true);
         let mut sample = latency.as_nanos() as f64;
         if !success {
             self.failures.fetch_add(1, Ordering::Relaxed);
@@ -79,6 +88,32 @@ impl BackendStats {
             sample = sample.max(current.as_nanos() as f64 * PEAK_EWMA_FAILURE_PENALTY);
         }
         self.observe_rtt(now, sample);
+    }
+
+    /// Records that a probe is being sent at `now` (starts the rate-limit window of
+    /// [`probe_due`](super::probe_due)).
+    pub fn on_probe_sent(&self, now: Duration) {
+        self.rif_latency.probe_sent(now);
+    }
+
+    /// Records a probe's answer at `now` after `latency`; `success` is false for errors,
+    /// timeouts and 5xx. It updates the adaptive estimate at the current RIF (+1 for the
+    /// probe) like a real response would, but it is not traffic: no counter moves.
+    pub fn on_probe_result(&self, now: Duration, latency: Duration, success: bool) {
+        let rif = self.in_flight.load(Ordering::Relaxed).saturating_add(1);
+        self.rif_latency.observe(now, rif, latency, success, false);
+    }
+
+    /// Probes sent to this backend so far.
+    pub fn probes_sent(&self) -> u64 {
+        self.rif_latency.probes()
+    }
+
+    /// The adaptive algorithm's latency estimate for one more request at `now` (at the RIF
+    /// level of `in_flight + 1`), or None before any response or probe result.
+    pub fn latency_estimate(&self, now: Duration) -> Option<Duration> {
+        let rif = self.in_flight.load(Ordering::Relaxed).saturating_add(1);
+        self.rif_latency.estimate(now, rif)
     }
 
     /// Folds one latency sample (nanoseconds) into the peak-EWMA (finagle/linkerd style).

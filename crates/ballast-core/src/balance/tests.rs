@@ -220,7 +220,11 @@ proptest! {
         let present = members.iter().filter(|m| m.1 != State::Draining).count();
         let healthy = members.iter().filter(|m| m.1 == State::Healthy).count();
         let panic = present > 0 && (healthy as f64) < threshold * present as f64;
-        let options = BalanceOptions { panic_threshold: threshold, slow_start: slow.then_some(Duration::from_secs(10)) };
+        let options = BalanceOptions {
+            panic_threshold: threshold,
+            slow_start: slow.then_some(Duration::from_secs(10)),
+            ..BalanceOptions::default()
+        };
         let b = Balancer::new(algorithm, backends, stats, options);
         let allowed = |i: usize| !avoid.contains(&i) && match members[i].1 {
             State::Healthy => true,
@@ -238,6 +242,7 @@ proptest! {
                 client_ip: (k % 3 != 1).then_some(ip),
                 sticky: Some("b0"),
                 avoid: &avoid,
+                client_zone: None,
             };
             match b.pick(&c) {
                 Some(i) if allowed(i) => {}

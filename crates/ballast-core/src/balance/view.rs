@@ -11,6 +11,9 @@
 //!
 //! Panic mode is decided lazily: counting eligible backends is O(n), so it happens only
 //! when a pick actually meets an ineligible backend.
+//!
+//! A zone-aware pick may further restrict the view to one zone ([`View::restrict_to_zone`],
+//! decided by the `zone` module); the rules above then apply inside that zone.
 
 use super::BackendStats;
 use std::cell::Cell;
@@ -72,6 +75,9 @@ pub(super) struct View<'a> {
     slow_start: Option<Duration>,
     panic_threshold: f64,
     panic: Cell<Option<bool>>,
+    /// Zone id of each backend, and the zone this pick is restricted to (if any).
+    zones: &'a [u32],
+    local: Option<u32>,
 }
 
 impl<'a> View<'a> {
@@ -84,7 +90,25 @@ impl<'a> View<'a> {
         slow_start: Option<Duration>,
         panic_threshold: f64,
     ) -> Self {
-        View { weights, stats, avoid, now, slow_start, panic_threshold, panic: Cell::new(None) }
+        View {
+            weights,
+            stats,
+            avoid,
+            now,
+            slow_start,
+            panic_threshold,
+            panic: Cell::new(None),
+            zones: &[],
+            local: None,
+        }
+    }
+
+    /// Restricts the pick to backends whose id in `zones` is `local` (no restriction when
+    /// `local` is None).
+    pub(super) fn restrict_to_zone(mut self, zones: &'a [u32], local: Option<u32>) -> Self {
+        self.zones = zones;
+        self.local = local;
+        self
     }
 
     /// Number of backends in the pool.
@@ -110,6 +134,9 @@ impl<'a> View<'a> {
     fn allows_in(&self, i: usize, tier: Tier) -> bool {
         let s = &self.stats[i];
         if s.draining.load(Ordering::Relaxed) {
+            return false;
+        }
+        if self.local.is_some_and(|z| self.zones.get(i) != Some(&z)) {
             return false;
         }
         match tier {
