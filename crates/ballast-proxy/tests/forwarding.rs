@@ -161,7 +161,6 @@ async fn sticky_pool_issues_an_affinity_cookie_naming_the_instance() {
 }
 
 #[tokio::test]
-#[ignore = "needs PickContext::sticky honoured by ballast-core's Balancer (balance rewrite in progress)"]
 async fn sticky_cookie_pins_the_client() {
     let (a, b) = (echo("a").await, echo("b").await);
     let (_proxy, addr) = proxy(&simple_config(&[a.addr, b.addr], "", "sticky = { cookie = \"aff\" }")).await;
