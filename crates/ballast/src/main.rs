@@ -3,6 +3,7 @@
 
 mod demo_backend;
 mod one_liner;
+mod sim_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +19,8 @@ struct Cli {
 enum Command {
     /// Run a synthetic backend (latency, jitter, CPU cost and error-rate knobs).
     DemoBackend(demo_backend::DemoBackendArgs),
+    /// Replay a load trace through scaling policies and compare them with the oracle.
+    Sim(sim_cmd::SimArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -25,6 +28,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::DemoBackend(args) => current_thread_runtime()?.block_on(demo_backend::run(args)),
+        Command::Sim(args) => match sim_cmd::run(args) {
+            code if code == std::process::ExitCode::SUCCESS => Ok(()),
+            _ => std::process::exit(1),
+        },
     }
 }
 
