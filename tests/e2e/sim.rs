@@ -77,7 +77,10 @@ fn the_table_compares_the_default_policies_with_the_oracle() {
     let names: Vec<&str> = table.lines().map(|l| l.split_whitespace().next().unwrap_or("")).collect();
     assert_eq!(names[..5], ["policy", "oracle", "hpa", "target", "predictive"], "{table}");
     assert!(names.get(5).is_some_and(|n| n.starts_with("fixed-")), "{table}");
-    assert!(table.lines().next().is_some_and(|h| h.contains("replica-h") && h.contains("SLO min") && h.contains("x oracle")));
+    assert!(table
+        .lines()
+        .next()
+        .is_some_and(|h| h.contains("replica-h") && h.contains("SLO min") && h.contains("x oracle")));
     // Not a terminal: no progress bar on stderr.
     assert!(out.stderr.is_empty(), "{}", stderr(&out));
 }
@@ -88,7 +91,9 @@ fn same_input_same_output_and_the_svg_is_written() {
     let (dir, _) = temp_file("unused", "");
     let svg: Vec<String> = ["a.svg", "b.svg"].iter().map(|n| dir.0.join(n).to_string_lossy().into_owned()).collect();
     let run = |svg: &str| {
-        let out = sim(&["--trace", &spiky, "--policy", "hpa", "--policy", "score", "--policy", "fixed-10", "--json", "--svg", svg]);
+        let out = sim(&[
+            "--trace", &spiky, "--policy", "hpa", "--policy", "score", "--policy", "fixed-10", "--json", "--svg", svg,
+        ]);
         assert!(out.status.success(), "{}", stderr(&out));
         out.stdout
     };
@@ -111,10 +116,12 @@ fn access_logs_and_config_pools_are_simulated() {
                   [pool.cost]\nprice_per_instance_hour = 2.0\n";
     let (_dir, path) = temp_file("pool.toml", config);
     let log = shipped("sample-access.log");
-    let out = sim(&["--trace", &log, "--config", &path.to_string_lossy(), "--json", "--capacity", "2", "--startup", "5"]);
+    let out =
+        sim(&["--trace", &log, "--config", &path.to_string_lossy(), "--json", "--capacity", "2", "--startup", "5"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
-    let names: Vec<&str> = json["policies"].as_array().into_iter().flatten().filter_map(|p| p["name"].as_str()).collect();
+    let names: Vec<&str> =
+        json["policies"].as_array().into_iter().flatten().filter_map(|p| p["name"].as_str()).collect();
     assert_eq!(names[..4], ["hpa", "target", "predictive", "api"], "{json}");
     // The pool's price prices every policy: cost = replica-hours × 2.
     for p in json["policies"].as_array().into_iter().flatten() {
@@ -163,19 +170,31 @@ fn bad_flags_and_files_get_precise_errors() {
         let err = stderr(&out);
         assert!(err.contains(flag) && err.contains(want), "{flag} {value}: {err}");
     }
-    refused(&["--trace", &ramp, "--policy", "hpa", "--policy", "wobble"], &["--policy: unknown policy \"wobble\"; use one of fixed-N"]);
-    refused(&["--trace", &ramp, "--policy", "fixed-x"], &["--policy: \"fixed-x\": N in fixed-N must be a whole number"]);
+    refused(
+        &["--trace", &ramp, "--policy", "hpa", "--policy", "wobble"],
+        &["--policy: unknown policy \"wobble\"; use one of fixed-N"],
+    );
+    refused(
+        &["--trace", &ramp, "--policy", "fixed-x"],
+        &["--policy: \"fixed-x\": N in fixed-N must be a whole number"],
+    );
     refused(&["--trace", &ramp, "--policy", "config"], &["--policy: \"config\" needs --config FILE"]);
     refused(&["--trace", "/nonexistent/trace.csv"], &["/nonexistent/trace.csv: cannot read:"]);
     refused(&["--trace", &ramp, "--config", "/nonexistent/pool.toml"], &["/nonexistent/pool.toml: cannot read:"]);
     let (_d, cfg) = temp_file("bad.toml", "[[pool]]\nname = \"api\"\n[pool.scaling]\nmin = 5\nmax = 2\n");
     refused(&["--trace", &ramp, "--config", &cfg.to_string_lossy()], &["bad.toml: pool \"api\".scaling"]);
     let (_d2, plain) = temp_file("plain.toml", "[[pool]]\nname = \"api\"\n");
-    refused(&["--trace", &ramp, "--config", &plain.to_string_lossy()], &["plain.toml: no pool has a [pool.scaling] section"]);
+    refused(
+        &["--trace", &ramp, "--config", &plain.to_string_lossy()],
+        &["plain.toml: no pool has a [pool.scaling] section"],
+    );
     // A trace that needs more replicas than the model allows.
     let (_d3, huge) = temp_file("huge.csv", "0,1\n60,900000000\n");
     refused(&["--trace", &huge.to_string_lossy(), "--policy", "fixed-1"], &["huge.csv: at t = 60 s the trace offers"]);
     // An SVG path that cannot be written.
-    refused(&["--trace", &ramp, "--policy", "fixed-1", "--svg", "/nonexistent/dir/out.svg"], &["/nonexistent/dir/out.svg: cannot write the chart"]);
+    refused(
+        &["--trace", &ramp, "--policy", "fixed-1", "--svg", "/nonexistent/dir/out.svg"],
+        &["/nonexistent/dir/out.svg: cannot write the chart"],
+    );
     assert!(!Path::new("/nonexistent/dir/out.svg").exists());
 }

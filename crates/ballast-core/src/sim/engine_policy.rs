@@ -77,7 +77,11 @@ pub struct EnginePolicy {
 impl EnginePolicy {
     /// A policy named `name` running `config` (validated first; errors name the field
     /// under `scaling.` / `cost.`), priced and budgeted by `cost` if given.
-    pub fn new(name: impl Into<String>, config: ScalingConfig, cost: Option<CostConfig>) -> Result<Self, Vec<FieldError>> {
+    pub fn new(
+        name: impl Into<String>,
+        config: ScalingConfig,
+        cost: Option<CostConfig>,
+    ) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         config.validate("scaling", &mut errors);
         if let Some(c) = &cost {
@@ -193,7 +197,11 @@ impl SimPolicy for EnginePolicy {
         let warm_start = self.last_t_s.is_none();
         self.push_samples(obs, now);
         self.track_spend(obs, now);
-        let held = if obs.ready == 0 { (obs.offered_rps * obs.interval_s.max(1.0)).ceil().min(f64::from(u32::MAX)) as u32 } else { 0 };
+        let held = if obs.ready == 0 {
+            (obs.offered_rps * obs.interval_s.max(1.0)).ceil().min(f64::from(u32::MAX)) as u32
+        } else {
+            0
+        };
         let state = PoolState {
             current: obs.current,
             ready: obs.ready.min(obs.current),
@@ -232,7 +240,13 @@ impl ConfigPool {
         config
             .pools
             .iter()
-            .filter_map(|p| p.scaling.as_ref().map(|s| ConfigPool { name: p.name.clone(), scaling: s.clone(), cost: p.cost.clone() }))
+            .filter_map(|p| {
+                p.scaling.as_ref().map(|s| ConfigPool {
+                    name: p.name.clone(),
+                    scaling: s.clone(),
+                    cost: p.cost.clone(),
+                })
+            })
             .collect()
     }
 
@@ -298,7 +312,9 @@ pub fn build_policy(
                 scaling.policies.retain(|p| matches!(p, PolicyConfig::Schedule(_)));
                 run_pool("schedule", scaling, pool)
             }
-            None if first.is_none() => Err(bad("\"schedule\" needs --config FILE with a pool that has a kind = \"schedule\" policy".into())),
+            None if first.is_none() => {
+                Err(bad("\"schedule\" needs --config FILE with a pool that has a kind = \"schedule\" policy".into()))
+            }
             None => Err(bad("\"schedule\": no pool in the config has a kind = \"schedule\" policy".into())),
         },
         _ => match pools.iter().find(|p| p.name == spec) {

@@ -20,7 +20,8 @@ fn scenario(text: &str, model: ReplicaModel) -> Scenario {
 
 fn run_named(sc: &Scenario, name: &str, pools: &[ConfigPool]) -> PolicyReport {
     let origin = sc.trace().start_unix_s().unwrap_or(0);
-    let (mut policy, opts) = build_policy(name, pools, sc.model().max_replicas, origin).unwrap_or_else(|e| panic!("{e}"));
+    let (mut policy, opts) =
+        build_policy(name, pools, sc.model().max_replicas, origin).unwrap_or_else(|e| panic!("{e}"));
     sc.simulate(policy.as_mut(), &opts).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
@@ -38,7 +39,11 @@ fn no_slo_meeting_policy_beats_the_oracle_on_any_shipped_trace() {
             assert!((r.ratio_to_oracle - r.replica_hours / oracle).abs() < 1e-12, "{file} {name}");
             if r.slo_violation_minutes == 0.0 {
                 met += 1;
-                assert!(r.replica_hours >= oracle * (1.0 - 1e-12), "{file} {name}: {} < oracle {oracle}", r.replica_hours);
+                assert!(
+                    r.replica_hours >= oracle * (1.0 - 1e-12),
+                    "{file} {name}: {} < oracle {oracle}",
+                    r.replica_hours
+                );
             }
         }
         // fixed at the peak always meets the SLO, so the bound is checked at least once.
@@ -191,7 +196,10 @@ fn config_pools_run_the_operators_own_scaling() {
 #[test]
 fn policy_names_are_checked_with_a_precise_error() {
     let pools = pools_of(CONFIG);
-    let no_schedule = pools_of(&CONFIG.replace("kind = \"schedule\"", "kind = \"step\"").replace("start = \"0 0 * * *\"\nduration = \"1h\"\nmin = 20", "metric = \"cpu\"\nthreshold_up = 80\nthreshold_down = 30"));
+    let no_schedule = pools_of(&CONFIG.replace("kind = \"schedule\"", "kind = \"step\"").replace(
+        "start = \"0 0 * * *\"\nduration = \"1h\"\nmin = 20",
+        "metric = \"cpu\"\nthreshold_up = 80\nthreshold_down = 30",
+    ));
     let err = |spec: &str, pools: &[ConfigPool]| match build_policy(spec, pools, 100, 0) {
         Ok(_) => panic!("{spec} should be refused"),
         Err(e) => {
@@ -204,7 +212,10 @@ fn policy_names_are_checked_with_a_precise_error() {
     assert!(err("config", &[]).contains("needs --config FILE"));
     assert!(err("schedule", &[]).contains("needs --config FILE"));
     assert!(err("schedule", &no_schedule).contains("no pool in the config has a kind = \"schedule\" policy"));
-    assert!(err("plain", &pools).starts_with("policy: unknown policy \"plain\""), "a pool without scaling is no policy");
+    assert!(
+        err("plain", &pools).starts_with("policy: unknown policy \"plain\""),
+        "a pool without scaling is no policy"
+    );
     for ok in ["fixed-0", "fixed-3", "target", "step", "score", "predictive", "hpa", "config", "api", "schedule"] {
         assert!(build_policy(ok, &pools, 100, 0).is_ok(), "{ok}");
     }
@@ -242,7 +253,15 @@ fn samples_describe_the_interval_the_engine_is_told_about() {
     assert_eq!(p.desired(&obs), 3, "{}", p.last_reason());
     assert!(p.last_reason().contains("cpu 100%"), "{}", p.last_reason());
     // No ready replica: cpu is left out and a cpu policy cannot vote; it holds.
-    obs = Observation { t_s: 75.0, ready: 0, current: 3, starting: 3, utilisation: f64::INFINITY, served_rps: 0.0, ..obs };
+    obs = Observation {
+        t_s: 75.0,
+        ready: 0,
+        current: 3,
+        starting: 3,
+        utilisation: f64::INFINITY,
+        served_rps: 0.0,
+        ..obs
+    };
     assert_eq!(p.desired(&obs), 3, "{}", p.last_reason());
     // p95 bound: M/M/1 at λ = 50, μ = 100: C = 0.5, wait ln(20)/50 s, service ln(40)/100 s.
     let want = ((0.5f64 / 0.025).ln() / 50.0 + 40f64.ln() / 100.0) * 1000.0;
