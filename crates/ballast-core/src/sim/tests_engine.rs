@@ -315,3 +315,34 @@ fn forecasts_on_the_diurnal_trace_are_within_15_percent_mape() {
     println!("MAPE one start-up ahead: {:.2}% overall, {:.2}% from day 2", mape * 100.0, mape_day2 * 100.0);
     assert!(mape <= 0.15, "MAPE {mape}");
 }
+
+#[test]
+fn a_budget_caps_the_pool_by_what_is_left_to_spend() {
+    // 1 per instance-hour, 50 per day from midnight: the cap is
+    // floor((50 − spent) / hours left). Billing 2 replicas keeps it at 2 through the
+    // first 12 hours; were the spend not tracked it would reach floor(50/12) = 4.
+    let config = "[[pool]]\nname = \"api\"\n[pool.scaling]\nmin = 1\nmax = 100\n\
+                  [[pool.scaling.policy]]\nkind = \"target\"\nmetric = \"cpu\"\ntarget = 70\n\
+                  [pool.cost]\nprice_per_instance_hour = 1.0\nbudget = 50.0\nperiod = \"daily\"\n";
+    let pools = pools_of(config);
+    let sc = scenario("0,300\n21600,300\n", ReplicaModel { startup_s: 0.0, ..ReplicaModel::default() });
+    let r = run_named(&sc, "api", &pools);
+    assert_eq!(r.peak_replicas, 2, "{r:?}");
+    assert!((r.replica_hours - 2.0 * 43_200.0 / 3600.0).abs() < 1e-9, "{r:?}");
+    assert!(r.slo_violation_minutes > 700.0, "300 req/s needs 4 replicas: {r:?}");
+}
+
+#[test]
+fn a_season_without_level_history_is_used_as_is() {
+    use crate::autoscale::{at_epoch_millis, Forecaster};
+    const DAY: i64 = 86_400;
+    // The first 10 minutes of history ran at 400, the rest at 100. Two minutes before
+    // the history is a day old, 5 minutes ahead is 3 minutes past yesterday's start:
+    // the daily season knows that time (400) but not the hour before now a day ago.
+    let mut f = Forecaster::new(300);
+    for t in (0..DAY - 120).step_by(60) {
+        f.observe(at_epoch_millis(t * 1000), if t < 600 { 400.0 } else { 100.0 });
+    }
+    let got = f.forecast(at_epoch_millis((DAY - 120) * 1000), std::time::Duration::from_secs(300));
+    assert_eq!(got, Some((400.0, "seasonal daily")));
+}
