@@ -132,50 +132,75 @@ pub struct LoadReport {
     pub by_backend: std::collections::BTreeMap<String, u64>,
 }
 
-/// Sends GET `url` from `concurrency` keep-alive workers until `stop` resolves, and
-/// reports every outcome. Bounded by the caller's `stop` future and a 60 s guard.
-pub async fn load_until<F>(url: &str, concurrency: usize, stop: F) -> LoadReport
-where
-    F: std::future::Future<Output = ()> + Send + 'static,
-{
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = done.clone();
-    let stopper = tokio::spawn(async move {
-        let _ = tokio::time::timeout(Duration::from_secs(60), stop).await;
-        flag.store(true, std::sync::atomic::Ordering::SeqCst);
-    });
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let url = url.to_string();
-        let done = done.clone();
-        workers.push(tokio::spawn(async move {
-            let client = client();
-            let mut report = LoadReport::default();
-            while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                let req = Request::get(url.as_str()).body(Full::new(Bytes::new())).expect("request");
-                match send(&client, req).await {
-                    Ok(r) if r.status == StatusCode::OK => {
-                        report.ok += 1;
-                        *report.by_backend.entry(r.backend().unwrap_or_default()).or_default() += 1;
+/// GET load from keep-alive workers, running until [`Load::finish`] (or 60 s at most).
+#[derive(Debug)]
+pub struct Load {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ok: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    workers: Vec<tokio::task::JoinHandle<LoadReport>>,
+}
+
+impl Load {
+    /// Starts `concurrency` workers sending GET `url` back to back.
+    pub fn start(url: &str, concurrency: usize) -> Load {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let done = std::sync::Arc::new(AtomicBool::new(false));
+        let ok = std::sync::Arc::new(AtomicU64::new(0));
+        let started = std::time::Instant::now();
+        let workers = (0..concurrency)
+            .map(|_| {
+                let (url, done, ok) = (url.to_string(), done.clone(), ok.clone());
+                tokio::spawn(async move {
+                    let client = client();
+                    let mut report = LoadReport::default();
+                    while !done.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(60) {
+                        let req = Request::get(url.as_str()).body(Full::new(Bytes::new())).expect("request");
+                        match send(&client, req).await {
+                            Ok(r) if r.status == StatusCode::OK => {
+                                report.ok += 1;
+                                ok.fetch_add(1, Ordering::SeqCst);
+                                *report.by_backend.entry(r.backend().unwrap_or_default()).or_default() += 1;
+                            }
+                            Ok(r) => report.errors.push(format!("status {}: {}", r.status, r.text().trim())),
+                            Err(e) => report.errors.push(e),
+                        }
                     }
-                    Ok(r) => report.errors.push(format!("status {}: {}", r.status, r.text().trim())),
-                    Err(e) => report.errors.push(e),
-                }
-            }
-            report
-        }));
+                    report
+                })
+            })
+            .collect();
+        Load { done, ok, workers }
     }
-    let mut total = LoadReport::default();
-    for w in workers {
-        let r = w.await.expect("load worker");
-        total.ok += r.ok;
-        total.errors.extend(r.errors);
-        for (k, v) in r.by_backend {
-            *total.by_backend.entry(k).or_default() += v;
+
+    /// Successful responses so far.
+    pub fn ok_so_far(&self) -> u64 {
+        self.ok.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits (bounded by 30 s) until at least `n` more requests succeeded than now.
+    pub async fn wait_for_more(&self, n: u64) {
+        let target = self.ok_so_far() + n;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.ok_so_far() < target {
+            assert!(std::time::Instant::now() < deadline, "load stalled at {} ok responses", self.ok_so_far());
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    let _ = stopper.await;
-    total
+
+    /// Stops the workers and sums what they saw.
+    pub async fn finish(self) -> LoadReport {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut total = LoadReport::default();
+        for w in self.workers {
+            let r = w.await.expect("load worker");
+            total.ok += r.ok;
+            total.errors.extend(r.errors);
+            for (k, v) in r.by_backend {
+                *total.by_backend.entry(k).or_default() += v;
+            }
+        }
+        total
+    }
 }
 
 /// Writes `text` to a fresh file in a temporary directory that lives as long as the

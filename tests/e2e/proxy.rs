@@ -1,7 +1,7 @@
 //! `ballast proxy`: forwarding, distribution and failure handling with real backend
 //! processes.
 
-use ballast_tests::{get, load_until, raw_exchange, sigkill, start_backend, start_ballast, Running};
+use ballast_tests::{get, Load, raw_exchange, sigkill, start_backend, start_ballast, Running};
 use std::time::Duration;
 
 async fn three_backends() -> Vec<Running> {
@@ -47,19 +47,11 @@ async fn a_sigkilled_backend_costs_no_client_visible_get_error() {
     let mut backends = three_backends().await;
     let proxy = proxy_over(&backends, "round-robin").await;
     let victim = backends.remove(1);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let url = proxy.url("/");
-    let load = tokio::spawn(async move {
-        load_until(&url, 8, async move {
-            let _ = rx.await;
-        })
-        .await
-    });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let load = Load::start(&proxy.url("/"), 8);
+    load.wait_for_more(200).await;
     sigkill(&victim.process);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let _ = tx.send(());
-    let report = load.await.expect("load");
+    load.wait_for_more(1000).await;
+    let report = load.finish().await;
     assert!(report.ok > 100, "too little traffic to mean anything: {report:?}");
     assert!(report.errors.is_empty(), "client-visible errors: {:?}", &report.errors[..report.errors.len().min(5)]);
     drop(victim);

@@ -1,7 +1,7 @@
 //! `ballast serve --config`: hot reload on SIGHUP under load and graceful drain on
 //! SIGTERM, with real processes.
 
-use ballast_tests::{get, load_until, signal, start_backend, start_ballast, temp_file};
+use ballast_tests::{get, Load, signal, start_backend, start_ballast, temp_file};
 use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
 
@@ -48,14 +48,8 @@ async fn sighup_reload_under_load_drops_nothing_and_bad_configs_are_refused() {
     let proxy = start_ballast(["serve", "--config", path.to_str().expect("utf-8 path")]).await;
     wait_for_backend(&proxy.url("/"), "old").await;
 
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let url = proxy.url("/");
-    let load = tokio::spawn(async move {
-        load_until(&url, 8, async move {
-            let _ = rx.await;
-        })
-        .await
-    });
+    let load = Load::start(&proxy.url("/"), 8);
+    load.wait_for_more(50).await;
     std::fs::write(&path, config_for(&new.addr.to_string())).expect("rewrite config");
     signal(&proxy.process, Signal::SIGHUP);
     wait_for_backend(&proxy.url("/"), "new").await;
@@ -67,8 +61,8 @@ async fn sighup_reload_under_load_drops_nothing_and_bad_configs_are_refused() {
         let r = get(&proxy.url("/")).await.expect("still serving");
         assert_eq!(r.backend().as_deref(), Some("new"));
     }
-    let _ = tx.send(());
-    let report = load.await.expect("load");
+    load.wait_for_more(50).await;
+    let report = load.finish().await;
     assert!(report.errors.is_empty(), "errors during reload: {:?}", &report.errors[..report.errors.len().min(5)]);
     assert!(report.by_backend.contains_key("old") && report.by_backend.contains_key("new"), "{report:?}");
 }

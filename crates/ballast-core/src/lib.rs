@@ -7,4 +7,5 @@
 pub mod autoscale;
 pub mod balance;
 pub mod config;
+pub mod resilience;
 pub mod sim;

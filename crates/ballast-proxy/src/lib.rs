@@ -1,1 +1,64 @@
-//! ballast-proxy
+//! ballast-proxy: the data plane. HTTP/1.1 and HTTP/2 (h2c, or TLS with ALPN) in,
+//! pooled keep-alive HTTP/1.1 out, on hyper 1.x, tokio and rustls.
+//!
+//! # The request path
+//!
+//! 1. **Accept** ([`server`]): each `[[balancer]]` is a listener. A connection waits for
+//!    a permit of the listener's semaphore (`limits.max_connections`) before it is
+//!    accepted, gets `TCP_NODELAY`, and runs in its own task ([`conn`]).
+//! 2. **Connection** ([`conn`]): TLS handshake when the listener has certificates (the
+//!    certificate is chosen by SNI, ALPN offers `h2` and `http/1.1`: [`tls`]); then
+//!    hyper-util's auto builder sniffs the HTTP/2 preface, else serves HTTP/1.1 with the
+//!    `header_read` timeout (slowloris; hyper also applies it to the wait for the next
+//!    request on a keep-alive connection) and `max_header_bytes` (431 when passed). An
+//!    idle watchdog closes connections with no request for `timeouts.idle`. The read
+//!    side is scanned for heads that carry both `Content-Length` and
+//!    `Transfer-Encoding` ([`conn_io`]).
+//! 3. **Request** ([`proxy`]): the routing [`Snapshot`] is loaded from an `ArcSwap`
+//!    (no lock). CL+TE conflicts and CONNECT get 400, a declared body over
+//!    `max_body_bytes` gets 413. The first matching route (host exact or `*.suffix`,
+//!    path prefix, headers: [`route`]) picks a pool by weighted split; the pool's
+//!    `Balancer` picks an instance from live atomics ([`BackendStats`], kept across
+//!    reloads in the [`StatsRegistry`]), given the affinity cookie and the
+//!    consistent-hash key. No route: 404; no instance: 503.
+//! 4. **Rewrite** ([`forward`]): hop-by-hop headers (and those named in `Connection`)
+//!    removed; `X-Forwarded-For` appended, `X-Forwarded-Proto`/`-Host` set;
+//!    `X-Request-Id` kept or generated; `traceparent` continued with a new parent id,
+//!    or started.
+//! 5. **Send** ([`upstream`]): the body streams through a byte cap ([`body`]: 413 when
+//!    passed); the response head must come within `upstream_response` (504). A connect
+//!    failure, or for idempotent methods any failure before the response head, is
+//!    retried on another instance (the balancer is told to avoid those already tried),
+//!    at most [`MAX_ATTEMPTS`] tries in all; only bodyless requests are retried since a
+//!    body streams once. All failed: 502.
+//! 6. **Respond**: hop-by-hop headers removed, `X-Request-Id` and (when the pick moved)
+//!    the affinity `Set-Cookie` added; the upstream body streams back frame by frame.
+//!    `101 Switching Protocols` splices the two upgraded connections (WebSocket).
+//!    Stats record in-flight, failures and a peak-EWMA latency ([`stats_glue`]); an
+//!    access-log line (combined or JSON) is queued to a writer thread ([`access_log`]).
+//!
+//! Reload ([`ProxyServer::reload`]) swaps snapshots and certificates in place; open
+//! connections keep going. Shutdown ([`ProxyServer::shutdown`]) stops accepting, asks
+//! every connection to finish its in-flight requests, and waits up to a grace period.
+
+pub mod access_log;
+pub mod body;
+pub mod conn;
+pub mod conn_io;
+pub mod error;
+pub mod forward;
+pub mod health;
+pub mod proxy;
+pub mod route;
+pub mod server;
+pub mod snapshot;
+pub mod stats_glue;
+pub mod tls;
+pub mod upstream;
+
+pub use access_log::AccessLog;
+pub use ballast_core::balance::BackendStats;
+pub use error::ProxyError;
+pub use proxy::MAX_ATTEMPTS;
+pub use server::{ProxyServer, ReloadSummary};
+pub use snapshot::{Snapshot, StatsRegistry};

@@ -145,9 +145,9 @@ mod tests {
     #[test]
     fn fractions_outside_zero_to_one_are_refused() {
         assert!(parse_fraction("0.25").is_ok());
-        assert!(parse_fraction("1.5").unwrap_err().contains("out of range"));
-        assert!(parse_fraction("-0.1").unwrap_err().contains("out of range"));
-        assert!(parse_fraction("lots").unwrap_err().contains("not a number"));
+        assert!(parse_fraction("1.5").expect_err("refused").contains("out of range"));
+        assert!(parse_fraction("-0.1").expect_err("refused").contains("out of range"));
+        assert!(parse_fraction("lots").expect_err("refused").contains("not a number"));
         assert!(parse_fraction("NaN").is_err());
     }
 

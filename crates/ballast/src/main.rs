@@ -1,11 +1,16 @@
 //! The ballast binary: command-line parsing, logging, runtimes and signals. Everything
 //! else lives in the library crates.
 
+mod config_file;
+mod demo;
 mod demo_backend;
 mod one_liner;
+mod serve;
 mod sim_cmd;
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// ballast: an L7 load balancer that autoscales its own backends.
 #[derive(Debug, Parser)]
@@ -17,22 +22,66 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the balancers of a config file (SIGHUP reloads it, SIGTERM drains and exits).
+    Serve {
+        /// The TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Balance one listener over fixed backends, without a config file.
+    Proxy(one_liner::ProxyArgs),
+    /// Quick start: demo backends and a balancer in front of them.
+    Demo(demo::DemoArgs),
+    /// Validate a config file: print every error and exit non-zero if there is one.
+    Check {
+        /// The TOML config file.
+        config: PathBuf,
+    },
     /// Run a synthetic backend (latency, jitter, CPU cost and error-rate knobs).
     DemoBackend(demo_backend::DemoBackendArgs),
     /// Replay a load trace through scaling policies and compare them with the oracle.
     Sim(sim_cmd::SimArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
-    match cli.command {
-        Command::DemoBackend(args) => current_thread_runtime()?.block_on(demo_backend::run(args)),
-        Command::Sim(args) => match sim_cmd::run(args) {
-            code if code == std::process::ExitCode::SUCCESS => Ok(()),
-            _ => std::process::exit(1),
-        },
+    let result = match cli.command {
+        Command::Check { config } => return if config_file::check(&config) { ExitCode::SUCCESS } else { ExitCode::FAILURE },
+        Command::Sim(args) => return sim_cmd::run(args),
+        Command::Serve { config, threads } => run_serve(config, threads),
+        Command::Proxy(args) => run_proxy(args),
+        Command::Demo(args) => serve::runtime(None).and_then(|rt| rt.block_on(demo::run(args))),
+        Command::DemoBackend(args) => current_thread_runtime().and_then(|rt| rt.block_on(demo_backend::run(args))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ballast: {e:#}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn run_serve(path: PathBuf, threads: Option<usize>) -> anyhow::Result<()> {
+    let config = config_file::load(&path).map_err(|errors| anyhow::anyhow!("{}", errors.join("\n")))?;
+    serve::runtime(threads)?.block_on(async {
+        let server = serve::start(&config)?;
+        serve::serve_until_signal(&server, Some(path)).await
+    })
+}
+
+fn run_proxy(args: one_liner::ProxyArgs) -> anyhow::Result<()> {
+    let config = one_liner::config_from_args(&args).map_err(anyhow::Error::msg)?;
+    let errors = ballast_core::config::validate(&config);
+    anyhow::ensure!(errors.is_empty(), "{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"));
+    serve::runtime(args.threads)?.block_on(async {
+        let server = serve::start(&config)?;
+        serve::serve_until_signal(&server, None).await
+    })
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default `info`).

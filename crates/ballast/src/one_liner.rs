@@ -84,7 +84,7 @@ mod tests {
         assert_eq!(parse_algorithm("roundrobin"), Ok(Algorithm::RoundRobin));
         assert_eq!(parse_algorithm("leastconn"), Ok(Algorithm::LeastConnections));
         assert_eq!(parse_algorithm("peak-ewma"), Ok(Algorithm::PeakEwma));
-        let err = parse_algorithm("fastest").unwrap_err();
+        let err = parse_algorithm("fastest").expect_err("refused");
         assert!(err.contains("fastest") && err.contains("least-request"), "{err}");
     }
 
@@ -111,6 +111,6 @@ mod tests {
     #[test]
     fn access_log_names_are_checked() {
         assert_eq!(parse_access_log("json"), Ok(AccessLogFormat::Json));
-        assert!(parse_access_log("xml").unwrap_err().contains("off, combined or json"));
+        assert!(parse_access_log("xml").expect_err("refused").contains("off, combined or json"));
     }
 }

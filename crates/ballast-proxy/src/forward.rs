@@ -1,0 +1,219 @@
+//! Request and response rewriting at the proxy boundary: hop-by-hop headers out,
+//! `X-Forwarded-*`, `X-Request-Id` and W3C `traceparent` in, and the per-request keys
+//! (affinity cookie, consistent-hash key) read from the request.
+
+use ballast_core::balance::HashOn;
+use http::header::{self, HeaderName, HeaderValue};
+use http::HeaderMap;
+use std::io::Write;
+use std::net::IpAddr;
+
+/// `X-Forwarded-For`.
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Forwarded-Proto`.
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Forwarded-Host`.
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `X-Request-Id`.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// W3C `traceparent`.
+pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// `Keep-Alive` (not among `http`'s standard names).
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+/// `Proxy-Connection` (non-standard, still sent by some clients).
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Whether `name` describes one hop and is never forwarded (RFC 9110 §7.6.1), besides
+/// the headers named in `Connection`.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name == header::PROXY_AUTHENTICATE
+        || name == header::PROXY_AUTHORIZATION
+        || *name == KEEP_ALIVE
+        || *name == PROXY_CONNECTION
+}
+
+/// Whether an HTTP/1.1 request asks to switch protocols (`Connection: upgrade` plus an
+/// `Upgrade` header), e.g. a WebSocket handshake.
+pub fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
+}
+
+fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Removes hop-by-hop headers and those listed in `Connection`. With `upgrade`, the
+/// `Upgrade` header is kept and `Connection: upgrade` re-added, so the handshake
+/// reaches the other side.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    // One pass over the (usually few) names finds the common case, nothing to strip,
+    // without hashing each hop-by-hop name.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::try_from(t.trim()).ok())
+            .collect();
+        for name in named {
+            if !(upgrade && name == header::UPGRADE) {
+                headers.remove(name);
+            }
+        }
+    }
+    let present: Vec<HeaderName> = headers.keys().filter(|k| is_hop_by_hop(k)).cloned().collect();
+    for name in present {
+        if !(upgrade && name == header::UPGRADE) {
+            headers.remove(name);
+        }
+    }
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// Appends the client to `X-Forwarded-For` and sets `X-Forwarded-Proto` and (when the
+/// request had a host) `X-Forwarded-Host`.
+pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, https: bool, host: Option<HeaderValue>) {
+    // An IP address prints in at most 45 bytes: format it on the stack.
+    let mut buf = [0u8; 64];
+    let len = {
+        let mut cursor = &mut buf[..];
+        let _ = write!(cursor, "{client}");
+        64 - cursor.len()
+    };
+    let ip = std::str::from_utf8(&buf[..len]).unwrap_or_default();
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.is_empty() => {
+            // Multiple header lines fold into one list, in order.
+            let mut all: Vec<&str> =
+                headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
+            all.push(ip);
+            HeaderValue::from_str(&all.join(", "))
+        }
+        _ => HeaderValue::from_str(ip),
+    };
+    if let Ok(v) = xff {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    let proto = if https { "https" } else { "http" };
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    if let Some(host) = host {
+        headers.insert(X_FORWARDED_HOST.clone(), host);
+    }
+}
+
+/// Keeps a sane incoming `X-Request-Id` (1–200 visible ASCII characters) or sets a new
+/// random 32-hex-digit one; returns the id in use.
+pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
+    if let Some(v) = headers.get(&X_REQUEST_ID) {
+        let b = v.as_bytes();
+        if !b.is_empty() && b.len() <= 200 && b.iter().all(|c| c.is_ascii_graphic()) {
+            return v.clone();
+        }
+    }
+    let mut buf = [0u8; 32];
+    hex_into(&mut buf[..16], fastrand::u64(..));
+    hex_into(&mut buf[16..], fastrand::u64(..));
+    let id = HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("-"));
+    headers.insert(X_REQUEST_ID.clone(), id.clone());
+    id
+}
+
+/// Propagates a valid W3C `traceparent` (same trace id and flags, the proxy's own new
+/// parent id) or starts a new sampled trace when it is absent or malformed.
+pub fn propagate_traceparent(headers: &mut HeaderMap) {
+    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-01";
+    match headers.get(&TRACEPARENT).map(HeaderValue::as_bytes).filter(|b| valid_traceparent(b)) {
+        Some(b) => {
+            out[3..35].copy_from_slice(&b[3..35]);
+            out[53..55].copy_from_slice(&b[53..55]);
+        }
+        None => {
+            // A trace id must not be all zeros; a random u64 pair is zero with p = 2^-128.
+            hex_into(&mut out[3..19], fastrand::u64(1..));
+            hex_into(&mut out[19..35], fastrand::u64(..));
+        }
+    }
+    hex_into(&mut out[36..52], fastrand::u64(1..));
+    if let Ok(v) = HeaderValue::from_bytes(&out) {
+        headers.insert(TRACEPARENT.clone(), v);
+    }
+}
+
+/// `version-traceid-parentid-flags`, lowercase hex, version not `ff`, ids not all zero.
+fn valid_traceparent(b: &[u8]) -> bool {
+    let hex = |s: &[u8]| s.iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
+    let nonzero = |s: &[u8]| s.iter().any(|&c| c != b'0');
+    // Version 00 is exactly 55 bytes; later versions may append fields after a '-'.
+    b.len() >= 55
+        && (b.len() == 55 || b[55] == b'-')
+        && b[2] == b'-'
+        && b[35] == b'-'
+        && b[52] == b'-'
+        && hex(&b[0..2])
+        && &b[0..2] != b"ff"
+        && !(b.len() > 55 && &b[0..2] == b"00")
+        && hex(&b[3..35])
+        && nonzero(&b[3..35])
+        && hex(&b[36..52])
+        && nonzero(&b[36..52])
+        && hex(&b[53..55])
+}
+
+fn hex_into(out: &mut [u8], mut v: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for slot in out.iter_mut().rev() {
+        *slot = DIGITS[(v & 0xf) as usize];
+        v >>= 4;
+    }
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then(|| v.trim_matches('"'))
+        })
+}
+
+/// The consistent-hash key of a request, per the pool's `hash_on`.
+pub fn hash_key<'a>(hash_on: &HashOn, headers: &'a HeaderMap, path: &'a str) -> Option<&'a [u8]> {
+    match hash_on {
+        HashOn::Header(name) => headers.get(name.as_str()).map(HeaderValue::as_bytes),
+        HashOn::Cookie(name) => cookie(headers, name).map(str::as_bytes),
+        HashOn::Path => Some(path.as_bytes()),
+    }
+}
+
+/// The `Set-Cookie` value pinning a client to backend `id`.
+pub fn affinity_cookie(name: &str, id: &str, max_age: Option<u64>) -> Option<HeaderValue> {
+    let v = match max_age {
+        Some(secs) => format!("{name}={id}; Path=/; HttpOnly; Max-Age={secs}"),
+        None => format!("{name}={id}; Path=/; HttpOnly"),
+    };
+    HeaderValue::from_str(&v).ok()
+}
+
+#[cfg(test)]
+mod tests;

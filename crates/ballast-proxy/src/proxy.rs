@@ -1,0 +1,270 @@
+//! The request path of one listener: match a route, pick an instance, rewrite and send
+//! the request, retry safe failures elsewhere, relay the response (or the upgrade).
+
+use crate::access_log::{AccessLog, Entry};
+use crate::body::{RequestBody, ResponseBody};
+use crate::conn_io::ConnInfo;
+use crate::error::ProxyError;
+use crate::forward;
+use crate::snapshot::{Pool, Snapshot};
+use crate::stats_glue::{record_end, record_start, Clock};
+use crate::upstream;
+use arc_swap::ArcSwap;
+use ballast_core::balance::PickContext;
+use ballast_core::config::AccessLogFormat;
+use http::header::{self, HeaderValue};
+use http::uri::{PathAndQuery, Scheme};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::Body;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Attempts per request at most: the first try plus two retries on other instances.
+pub const MAX_ATTEMPTS: usize = 3;
+
+/// What every request of one listener shares.
+#[derive(Debug)]
+pub struct ListenerState {
+    /// The routing snapshot; reload swaps it.
+    pub snapshot: ArcSwap<Snapshot>,
+    /// Time base of the backend stats.
+    pub clock: Clock,
+    /// Where access-log lines go.
+    pub access: AccessLog,
+}
+
+/// Decrements the connection's in-flight count when the handler finishes (or is
+/// dropped because the client went away).
+struct InFlight<'a>(&'a ConnInfo);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves one request: never fails, errors become short text responses.
+pub async fn handle(
+    state: Arc<ListenerState>,
+    info: Arc<ConnInfo>,
+    mut req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    info.requests.fetch_add(1, Ordering::Relaxed);
+    info.in_flight.fetch_add(1, Ordering::Relaxed);
+    let _in_flight = InFlight(&info);
+    let snap = state.snapshot.load_full();
+    let format = snap.settings.access_log;
+    let request_id = forward::ensure_request_id(req.headers_mut());
+    let mut entry = (format != AccessLogFormat::Off).then(|| Entry {
+        started: state.clock.now(),
+        time: SystemTime::now(),
+        client: info.peer.ip(),
+        method: req.method().clone(),
+        uri: req.uri().clone(),
+        version: req.version(),
+        host: req.headers().get(header::HOST).cloned(),
+        referer: req.headers().get(header::REFERER).cloned(),
+        user_agent: req.headers().get(header::USER_AGENT).cloned(),
+        status: StatusCode::OK,
+        bytes: None,
+        duration: Default::default(),
+        upstream: None,
+        request_id: Some(request_id.clone()),
+    });
+    let (resp, upstream) = match proxy(&state, &snap, &info, req, &request_id).await {
+        Ok((resp, upstream)) => (resp, Some(upstream)),
+        Err(e) => {
+            if e.status().is_server_error() {
+                tracing::warn!(balancer = %snap.name, error = %e, "request failed");
+            } else {
+                tracing::debug!(balancer = %snap.name, error = %e, "request refused");
+            }
+            (error_response(&e, &request_id), None)
+        }
+    };
+    if let Some(entry) = entry.as_mut() {
+        entry.status = resp.status();
+        entry.bytes = resp.body().size_hint().exact();
+        entry.duration = state.clock.now().saturating_sub(entry.started);
+        entry.upstream = upstream;
+        state.access.write(format, entry);
+    }
+    Ok(resp)
+}
+
+/// A local response for a request-path error.
+pub fn error_response(e: &ProxyError, request_id: &HeaderValue) -> Response<ResponseBody> {
+    let mut resp = Response::new(ResponseBody::text(e.client_text()));
+    *resp.status_mut() = e.status();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(forward::X_REQUEST_ID.clone(), request_id.clone());
+    if matches!(e, ProxyError::BadRequest { .. } | ProxyError::BodyTooLarge { .. }) {
+        // The rest of the connection's bytes cannot be trusted (or are not wanted).
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+fn idempotent(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
+}
+
+/// Refuses what must not be forwarded: smuggling-shaped framing, CONNECT, a declared
+/// body over the limit.
+fn check_request(req: &Request<Incoming>, info: &ConnInfo, max_body: u64) -> Result<(), ProxyError> {
+    let h = req.headers();
+    if h.contains_key(header::TRANSFER_ENCODING)
+        && (h.contains_key(header::CONTENT_LENGTH) || info.smuggle_suspect.swap(false, Ordering::Relaxed))
+    {
+        return Err(ProxyError::BadRequest { reason: "both Content-Length and Transfer-Encoding" });
+    }
+    if req.method() == Method::CONNECT {
+        return Err(ProxyError::BadRequest { reason: "CONNECT is not supported" });
+    }
+    if max_body > 0 && req.body().size_hint().lower() > max_body {
+        return Err(ProxyError::BodyTooLarge { limit: max_body });
+    }
+    Ok(())
+}
+
+async fn proxy(
+    state: &ListenerState,
+    snap: &Snapshot,
+    info: &ConnInfo,
+    mut req: Request<Incoming>,
+    request_id: &HeaderValue,
+) -> Result<(Response<ResponseBody>, String), ProxyError> {
+    let max_body = snap.settings.max_body_bytes;
+    check_request(&req, info, max_body)?;
+    let pool = {
+        let host = crate::route::request_host(req.uri(), req.headers());
+        let path = req.uri().path();
+        let route = snap
+            .routes
+            .iter()
+            .find(|r| r.matches(host, path, req.headers()))
+            .ok_or_else(|| ProxyError::NoRoute { host: host.to_string(), path: path.to_string() })?;
+        let i = route.split.pick(fastrand::u64(..)).ok_or(ProxyError::NoInstance { pool: String::new() })?;
+        &snap.pools[i]
+    };
+    let upgrade = req.version() == Version::HTTP_11 && forward::wants_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let original_host = parts
+        .headers
+        .get(header::HOST)
+        .cloned()
+        .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    forward::strip_hop_by_hop(&mut parts.headers, upgrade);
+    forward::add_forwarded(&mut parts.headers, info.peer.ip(), snap.settings.https, original_host.clone());
+    forward::propagate_traceparent(&mut parts.headers);
+    if let (false, Some(host)) = (parts.headers.contains_key(header::HOST), original_host) {
+        // HTTP/2 carries the host in :authority; HTTP/1.1 upstreams need a Host header.
+        parts.headers.insert(header::HOST, host);
+    }
+    let pq = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let bodyless = body.is_end_stream();
+    let mut body = Some(if bodyless { RequestBody::empty() } else { RequestBody::capped(body, max_body) });
+    // A body streams once: only bodyless requests can be sent again.
+    let attempts = if bodyless { MAX_ATTEMPTS } else { 1 };
+    let mut avoid = [usize::MAX; MAX_ATTEMPTS];
+    let mut last_err = None;
+    for attempt in 0..attempts {
+        let ctx_sticky = pool.sticky.as_ref().and_then(|s| forward::cookie(&parts.headers, &s.cookie));
+        let t0 = state.clock.now();
+        let ctx = PickContext {
+            now: t0,
+            rand: fastrand::u64(..),
+            client_ip: Some(info.peer.ip()),
+            hash_key: pool.hash_on.as_ref().and_then(|h| forward::hash_key(h, &parts.headers, parts.uri.path())),
+            sticky: ctx_sticky,
+            avoid: &avoid[..attempt],
+        };
+        let Some(idx) = pool.balancer.pick(&ctx) else {
+            return Err(last_err.unwrap_or_else(|| ProxyError::NoInstance { pool: pool.name.clone() }));
+        };
+        let pinned = ctx_sticky == Some(pool.balancer.backends()[idx].id.as_str());
+        let authority = &pool.authorities[idx];
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(Scheme::HTTP);
+        uri.authority = Some(authority.clone());
+        uri.path_and_query = Some(pq.clone());
+        let headers = if attempt + 1 < attempts { parts.headers.clone() } else { std::mem::take(&mut parts.headers) };
+        let mut up = Request::new(body.take().unwrap_or_else(RequestBody::empty));
+        *up.method_mut() = parts.method.clone();
+        *up.uri_mut() = Uri::from_parts(uri).map_err(|_| ProxyError::BadRequest { reason: "bad request target" })?;
+        *up.version_mut() = Version::HTTP_11;
+        *up.headers_mut() = headers;
+        let stats = pool.balancer.stats(idx);
+        record_start(stats);
+        let result = upstream::send(&snap.client, up, authority, snap.settings.upstream_response).await;
+        let t1 = state.clock.now();
+        match result {
+            Ok(resp) => {
+                record_end(stats, t1, t1.saturating_sub(t0), resp.status().as_u16() < 500);
+                let addr = authority.to_string();
+                let resp = relay(resp, pool, idx, addr.clone(), pinned, client_upgrade, request_id)?;
+                return Ok((resp, addr));
+            }
+            Err(e) => {
+                let client_fault = matches!(e, ProxyError::BodyTooLarge { .. });
+                record_end(stats, t1, t1.saturating_sub(t0), client_fault);
+                let retry = e.retry_safe() || (idempotent(&parts.method) && matches!(e, ProxyError::Upstream { .. }));
+                if !retry || attempt + 1 == attempts {
+                    return Err(e);
+                }
+                tracing::debug!(error = %e, attempt, "retrying on another instance");
+                avoid[attempt] = idx;
+                last_err = Some(e);
+            }
+        }
+    }
+    Err(last_err.unwrap_or_else(|| ProxyError::NoInstance { pool: pool.name.clone() }))
+}
+
+/// Turns the upstream response into the client's: hop-by-hop out, request id and
+/// affinity cookie in, and for `101 Switching Protocols` a tunnel between the two
+/// upgraded connections.
+fn relay(
+    mut resp: Response<Incoming>,
+    pool: &Pool,
+    idx: usize,
+    addr: String,
+    pinned: bool,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    request_id: &HeaderValue,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if switching {
+        let Some(client_side) = client_upgrade else {
+            return Err(ProxyError::UpstreamProtocol { addr, reason: "101 to a request that did not upgrade" });
+        };
+        let upstream_side = hyper::upgrade::on(&mut resp);
+        tokio::spawn(async move {
+            match tokio::try_join!(client_side, upstream_side) {
+                Ok((c, u)) => {
+                    let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+                    if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+                        tracing::debug!(error = %e, "upgraded tunnel closed with an error");
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+            }
+        });
+    }
+    let (mut parts, body) = resp.into_parts();
+    forward::strip_hop_by_hop(&mut parts.headers, switching);
+    parts.version = Version::default();
+    parts.headers.insert(forward::X_REQUEST_ID.clone(), request_id.clone());
+    if let (Some(s), false) = (&pool.sticky, pinned) {
+        if let Some(c) = forward::affinity_cookie(&s.cookie, &pool.balancer.backends()[idx].id, s.max_age) {
+            parts.headers.append(header::SET_COOKIE, c);
+        }
+    }
+    Ok(Response::from_parts(parts, ResponseBody::Upstream(body)))
+}

@@ -1,0 +1,190 @@
+//! Route matching (host, path prefix, headers) and the weighted split over pools.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// How a route matches the request host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    /// Any host (no `host` in the route).
+    Any,
+    /// Exactly this host, compared case-insensitively, port ignored.
+    Exact(String),
+    /// Any subdomain of this suffix: `*.example.com` is stored as `.example.com` and
+    /// matches `a.example.com`, `a.b.example.com`, not `example.com`.
+    Suffix(String),
+}
+
+impl HostMatch {
+    /// Parses a route's `host` field.
+    pub fn parse(host: Option<&str>) -> Self {
+        match host {
+            None => HostMatch::Any,
+            Some(h) => match h.strip_prefix('*') {
+                Some(suffix) => HostMatch::Suffix(suffix.to_ascii_lowercase()),
+                None => HostMatch::Exact(h.to_ascii_lowercase()),
+            },
+        }
+    }
+
+    /// Whether `host` (already stripped of its port) matches.
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            HostMatch::Any => true,
+            HostMatch::Exact(h) => h.eq_ignore_ascii_case(host),
+            HostMatch::Suffix(s) => {
+                host.len() > s.len()
+                    && host.is_char_boundary(host.len() - s.len())
+                    && host[host.len() - s.len()..].eq_ignore_ascii_case(s)
+            }
+        }
+    }
+}
+
+/// A weighted split over pools: arms are `(pool index, cumulative weight)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    arms: Vec<(usize, u64)>,
+    total: u64,
+}
+
+impl Split {
+    /// Builds a split from `(pool index, weight)` arms; zero-weight arms never win.
+    pub fn new(arms: impl IntoIterator<Item = (usize, u32)>) -> Self {
+        let mut total = 0u64;
+        let arms = arms
+            .into_iter()
+            .filter(|&(_, w)| w > 0)
+            .map(|(pool, w)| {
+                total += u64::from(w);
+                (pool, total)
+            })
+            .collect();
+        Split { arms, total }
+    }
+
+    /// The pool for random bits `rand`, or None when every weight is zero.
+    pub fn pick(&self, rand: u64) -> Option<usize> {
+        match self.arms.as_slice() {
+            [] => None,
+            [(only, _)] => Some(*only),
+            arms => {
+                let x = rand % self.total;
+                arms.iter().find(|&&(_, cum)| x < cum).map(|&(pool, _)| pool)
+            }
+        }
+    }
+}
+
+/// One compiled route of a listener.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Host match.
+    pub host: HostMatch,
+    /// Path prefix (`/` matches everything).
+    pub path_prefix: String,
+    /// Headers that must be present with exactly these values.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Traffic split over the snapshot's pools.
+    pub split: Split,
+}
+
+impl Route {
+    /// Whether a request with this host (no port), path and headers matches.
+    pub fn matches(&self, host: &str, path: &str, headers: &HeaderMap) -> bool {
+        self.host.matches(host)
+            && path.starts_with(self.path_prefix.as_str())
+            && self.headers.iter().all(|(name, want)| headers.get_all(name).iter().any(|v| v == want))
+    }
+}
+
+/// The request's host without its port: the `Host` header, else the URI authority
+/// (HTTP/2 `:authority`); empty when neither is present.
+pub fn request_host<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> &'a str {
+    let raw = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    strip_port(raw)
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port → v6
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_matching_table() {
+        let cases: &[(&str, Option<&str>, &str, bool)] = &[
+            ("any host", None, "whatever.test", true),
+            ("exact", Some("api.test"), "api.test", true),
+            ("exact is case-insensitive", Some("API.test"), "api.TEST", true),
+            ("exact rejects other", Some("api.test"), "web.test", false),
+            ("exact rejects subdomain", Some("api.test"), "x.api.test", false),
+            ("wildcard subdomain", Some("*.example.com"), "a.example.com", true),
+            ("wildcard deep subdomain", Some("*.example.com"), "a.b.example.com", true),
+            ("wildcard not bare", Some("*.example.com"), "example.com", false),
+            ("wildcard not lookalike", Some("*.example.com"), "badexample.com", false),
+            ("wildcard case", Some("*.Example.com"), "A.EXAMPLE.COM", true),
+            ("wildcard with multibyte host", Some("*.example.com"), "é.example.com", true),
+        ];
+        for (name, pattern, host, want) in cases {
+            assert_eq!(HostMatch::parse(*pattern).matches(host), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn port_is_stripped_from_host() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(http::header::HOST, HeaderValue::from_str(v).expect("valid"));
+            m
+        };
+        let uri: http::Uri = "/x".parse().expect("uri");
+        assert_eq!(request_host(&uri, &h("api.test:8080")), "api.test");
+        assert_eq!(request_host(&uri, &h("api.test")), "api.test");
+        assert_eq!(request_host(&uri, &h("[::1]:8080")), "::1");
+        let h2: http::Uri = "http://h2.test:443/x".parse().expect("uri");
+        assert_eq!(request_host(&h2, &HeaderMap::new()), "h2.test");
+        assert_eq!(request_host(&uri, &HeaderMap::new()), "");
+    }
+
+    #[test]
+    fn split_honours_weights_and_skips_zero() {
+        let s = Split::new([(0, 90), (1, 0), (2, 10)]);
+        let mut counts = [0u32; 3];
+        for r in 0..1000u64 {
+            counts[s.pick(r).expect("pool")] += 1;
+        }
+        assert_eq!(counts, [900, 0, 100]);
+        assert_eq!(Split::new([(3, 0)]).pick(7), None);
+        assert_eq!(Split::new([(4, 5)]).pick(u64::MAX), Some(4));
+    }
+
+    #[test]
+    fn route_matches_path_prefix_and_headers() {
+        let route = Route {
+            host: HostMatch::Any,
+            path_prefix: "/api".into(),
+            headers: vec![(HeaderName::from_static("x-canary"), HeaderValue::from_static("1"))],
+            split: Split::new([(0, 1)]),
+        };
+        let mut headers = HeaderMap::new();
+        assert!(!route.matches("h", "/api/x", &headers), "header missing");
+        headers.append("x-canary", HeaderValue::from_static("0"));
+        assert!(!route.matches("h", "/api/x", &headers), "header value differs");
+        headers.append("x-canary", HeaderValue::from_static("1"));
+        assert!(route.matches("h", "/api/x", &headers), "one of the values matches");
+        assert!(!route.matches("h", "/web", &headers), "path prefix differs");
+    }
+}

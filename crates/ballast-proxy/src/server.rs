@@ -1,0 +1,316 @@
+//! [`ProxyServer`]: the listeners of every `[[balancer]]`, their accept loops and
+//! connection limits, hot reload and graceful shutdown.
+
+use crate::access_log::AccessLog;
+use crate::error::ProxyError;
+use crate::proxy::ListenerState;
+use crate::snapshot::{Snapshot, StatsRegistry};
+use crate::stats_glue::Clock;
+use crate::{conn, tls, upstream};
+use arc_swap::{ArcSwap, ArcSwapOption};
+use ballast_core::balance::BackendStats;
+use ballast_core::config::{BalancerConfig, Config};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinHandle;
+
+/// Pending connections the kernel queues per listener.
+const BACKLOG: i32 = 1024;
+
+/// The running data plane: one listener per `[[balancer]]` of the config.
+#[derive(Debug)]
+pub struct ProxyServer {
+    registry: Arc<StatsRegistry>,
+    clock: Clock,
+    access: AccessLog,
+    listeners: Mutex<Vec<Listener>>,
+    retired: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// `ProxyServer` is shared between the serving code and signal handlers.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<ProxyServer>();
+};
+
+#[derive(Debug)]
+struct Listener {
+    name: String,
+    listen: String,
+    local_addr: SocketAddr,
+    state: Arc<ListenerState>,
+    tls: Arc<ArcSwapOption<rustls::ServerConfig>>,
+    limit: Arc<Semaphore>,
+    max_connections: usize,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// What a reload changed, by balancer name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// Listeners whose routes, pools, timeouts, limits or certificates were swapped.
+    pub updated: Vec<String>,
+    /// Listeners started (new balancer, or a changed listen address).
+    pub started: Vec<String>,
+    /// Listeners stopped; their in-flight requests finish first.
+    pub stopped: Vec<String>,
+}
+
+/// A listener bound and built but not yet serving (so a failing reload changes nothing).
+struct Prepared {
+    name: String,
+    listen: String,
+    listener: TcpListener,
+    snapshot: Snapshot,
+    tls: Option<rustls::ServerConfig>,
+    max_connections: usize,
+}
+
+impl ProxyServer {
+    /// Binds and starts a listener for every balancer of `config` (already validated
+    /// with `ballast_core::config::validate`). Must run inside a tokio runtime; access
+    /// lines go to `access` for listeners whose `access_log` is not `off`.
+    pub fn start(config: &Config, access: AccessLog) -> Result<ProxyServer, ProxyError> {
+        let server = ProxyServer {
+            registry: Arc::new(StatsRegistry::default()),
+            clock: Clock::start(),
+            access,
+            listeners: Mutex::new(Vec::new()),
+            retired: Mutex::new(Vec::new()),
+        };
+        let prepared = config
+            .balancers
+            .iter()
+            .map(|b| server.prepare(config, b))
+            .collect::<Result<Vec<_>, _>>()?;
+        let running = prepared.into_iter().map(|p| server.spawn(p)).collect();
+        *server.listeners.lock().unwrap_or_else(PoisonError::into_inner) = running;
+        Ok(server)
+    }
+
+    /// The bound address of each listener, by balancer name (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
+        let listeners = self.listeners.lock().unwrap_or_else(PoisonError::into_inner);
+        listeners.iter().map(|l| (l.name.clone(), l.local_addr)).collect()
+    }
+
+    /// The bound address of balancer `name`.
+    pub fn local_addr(&self, name: &str) -> Option<SocketAddr> {
+        let listeners = self.listeners.lock().unwrap_or_else(PoisonError::into_inner);
+        listeners.iter().find(|l| l.name == name).map(|l| l.local_addr)
+    }
+
+    /// Live stats of instance `address` of `pool` (shared by all listeners).
+    pub fn backend_stats(&self, pool: &str, address: &str) -> Option<Arc<BackendStats>> {
+        self.registry.get(pool, address)
+    }
+
+    /// The time base of the backend stats.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Applies a new (validated) config without dropping a connection: every listener
+    /// that keeps its name and address swaps in new routes, pools, timeouts, limits and
+    /// certificates (new connections use the new limits); new balancers start listening;
+    /// removed ones stop accepting and drain. All-or-nothing: when any listener cannot
+    /// be built or bound, nothing changes and the error is returned.
+    pub fn reload(&self, config: &Config) -> Result<ReloadSummary, ProxyError> {
+        let mut listeners = self.listeners.lock().unwrap_or_else(PoisonError::into_inner);
+        enum Plan {
+            Update(usize, Snapshot, Option<rustls::ServerConfig>, usize),
+            Start(Prepared),
+        }
+        let mut plans = Vec::with_capacity(config.balancers.len());
+        for b in &config.balancers {
+            match listeners.iter().position(|l| l.name == b.name && l.listen == b.listen) {
+                Some(i) => {
+                    let old = listeners[i].state.snapshot.load();
+                    let client = if old.settings.connect == b.timeouts.connect.0 {
+                        old.client.clone()
+                    } else {
+                        upstream::build_client(b.timeouts.connect.0)
+                    };
+                    let snap = Snapshot::build(config, b, &self.registry, self.clock.now(), client)?;
+                    let tls = tls_config(b)?;
+                    plans.push(Plan::Update(i, snap, tls, max_connections(b)));
+                }
+                None => plans.push(Plan::Start(self.prepare(config, b)?)),
+            }
+        }
+        let mut summary = ReloadSummary::default();
+        let mut keep = vec![false; listeners.len()];
+        let mut started = Vec::new();
+        for plan in plans {
+            match plan {
+                Plan::Update(i, snap, tls, max) => {
+                    let l = &mut listeners[i];
+                    l.state.snapshot.store(Arc::new(snap));
+                    l.tls.store(tls.map(Arc::new));
+                    if max > l.max_connections {
+                        l.limit.add_permits(max - l.max_connections);
+                    } else {
+                        // Only idle permits can be taken back; busy ones return later.
+                        l.limit.forget_permits(l.max_connections - max);
+                    }
+                    l.max_connections = max;
+                    keep[i] = true;
+                    summary.updated.push(l.name.clone());
+                }
+                Plan::Start(p) => {
+                    summary.started.push(p.name.clone());
+                    started.push(self.spawn(p));
+                }
+            }
+        }
+        let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
+        let old = std::mem::take(&mut *listeners);
+        for (l, keep) in old.into_iter().zip(keep) {
+            if keep {
+                listeners.push(l);
+            } else {
+                summary.stopped.push(l.name.clone());
+                let _ = l.stop.send(true);
+                retired.push(l.task);
+            }
+        }
+        listeners.extend(started);
+        self.registry.retain_config(config);
+        Ok(summary)
+    }
+
+    /// Stops accepting on every listener, lets in-flight requests finish, and returns
+    /// once every connection closed or `grace` passed. Returns whether everything
+    /// drained in time. Takes `&self` so the server can live in an `Arc` shared with
+    /// a signal task; afterwards it has no listeners.
+    pub async fn shutdown(&self, grace: Duration) -> bool {
+        let listeners = std::mem::take(&mut *self.listeners.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut tasks = std::mem::take(&mut *self.retired.lock().unwrap_or_else(PoisonError::into_inner));
+        for l in listeners {
+            let _ = l.stop.send(true);
+            tasks.push(l.task);
+        }
+        tokio::time::timeout(grace, futures_util::future::join_all(tasks)).await.is_ok()
+    }
+
+    fn prepare(&self, config: &Config, b: &BalancerConfig) -> Result<Prepared, ProxyError> {
+        let addr: SocketAddr = b
+            .listen
+            .parse()
+            .map_err(|_| ProxyError::ListenAddr { balancer: b.name.clone(), addr: b.listen.clone() })?;
+        let listener = bind(addr)
+            .map_err(|source| ProxyError::Bind { balancer: b.name.clone(), addr: b.listen.clone(), source })?;
+        let client = upstream::build_client(b.timeouts.connect.0);
+        let snapshot = Snapshot::build(config, b, &self.registry, self.clock.now(), client)?;
+        Ok(Prepared {
+            name: b.name.clone(),
+            listen: b.listen.clone(),
+            listener,
+            snapshot,
+            tls: tls_config(b)?,
+            max_connections: max_connections(b),
+        })
+    }
+
+    fn spawn(&self, p: Prepared) -> Listener {
+        let local_addr = p.listener.local_addr().unwrap_or_else(|_| unspecified());
+        let state = Arc::new(ListenerState {
+            snapshot: ArcSwap::from_pointee(p.snapshot),
+            clock: self.clock,
+            access: self.access.clone(),
+        });
+        let tls = Arc::new(ArcSwapOption::new(p.tls.map(Arc::new)));
+        let limit = Arc::new(Semaphore::new(p.max_connections));
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(p.listener, state.clone(), tls.clone(), limit.clone(), stop_rx));
+        tracing::info!(balancer = %p.name, addr = %local_addr, "listening");
+        Listener {
+            name: p.name,
+            listen: p.listen,
+            local_addr,
+            state,
+            tls,
+            limit,
+            max_connections: p.max_connections,
+            stop,
+            task,
+        }
+    }
+}
+
+fn unspecified() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 0))
+}
+
+fn tls_config(b: &BalancerConfig) -> Result<Option<rustls::ServerConfig>, ProxyError> {
+    if b.tls.is_empty() {
+        Ok(None)
+    } else {
+        tls::server_config(&b.name, &b.tls).map(Some)
+    }
+}
+
+fn max_connections(b: &BalancerConfig) -> usize {
+    usize::try_from(b.limits.max_connections).unwrap_or(usize::MAX).clamp(1, Semaphore::MAX_PERMITS)
+}
+
+/// A non-blocking listening socket with `SO_REUSEADDR` (restarts do not wait out
+/// TIME_WAIT).
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // A dropped sender also means stop.
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<ListenerState>,
+    tls: Arc<ArcSwapOption<rustls::ServerConfig>>,
+    limit: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    // Every connection task holds a sender; `recv` returns None once all are gone.
+    let (alive, mut all_closed) = mpsc::channel::<()>(1);
+    loop {
+        // Waiting for a permit before accepting leaves excess clients in the backlog.
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            () = stopped(&mut stop) => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            () = stopped(&mut stop) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let (state, tls, stop, alive) = (state.clone(), tls.clone(), stop.clone(), alive.clone());
+        tokio::spawn(async move {
+            conn::serve(stream, peer, state, tls, stop).await;
+            drop(permit);
+            drop(alive);
+        });
+    }
+    drop(listener);
+    drop(alive);
+    let _ = all_closed.recv().await;
+}

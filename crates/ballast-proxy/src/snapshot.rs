@@ -1,0 +1,293 @@
+//! The routing snapshot of one listener: compiled routes, pools with their balancers,
+//! and the per-request settings, built from the config and swapped whole on reload.
+//!
+//! Live per-backend stats are not part of the snapshot: they live in the
+//! [`StatsRegistry`], keyed by (pool, instance address), so a reload that keeps an
+//! instance keeps its in-flight count and latency estimate.
+
+use crate::error::ProxyError;
+use crate::route::{HostMatch, Route, Split};
+use crate::upstream::UpstreamClient;
+use ballast_core::balance::{Backend, BackendStats, BalanceOptions, Balancer, HashOn};
+use ballast_core::config::{AccessLogFormat, BalancerConfig, Config};
+use http::uri::Authority;
+use http::{HeaderName, HeaderValue};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// Live stats of every backend of every pool, shared by all listeners and kept across
+/// reloads. Only snapshot builds touch the map (never the request path).
+#[derive(Debug, Default)]
+pub struct StatsRegistry {
+    map: Mutex<HashMap<(String, String), Arc<BackendStats>>>,
+}
+
+impl StatsRegistry {
+    /// The stats of backend `id` of `pool`, created as "ready at `now`" when new.
+    pub fn get_or_create(&self, pool: &str, id: &str, now: Duration) -> Arc<BackendStats> {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        map.entry((pool.to_string(), id.to_string()))
+            .or_insert_with(|| Arc::new(BackendStats::ready_at(now)))
+            .clone()
+    }
+
+    /// The stats of backend `id` of `pool`, if it is known.
+    pub fn get(&self, pool: &str, id: &str) -> Option<Arc<BackendStats>> {
+        let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(&(pool.to_string(), id.to_string())).cloned()
+    }
+
+    /// Forgets backends that no pool of `config` has any more.
+    pub fn retain_config(&self, config: &Config) {
+        let keep: HashSet<(&str, &str)> = config
+            .pools
+            .iter()
+            .flat_map(|p| p.instances.iter().map(move |i| (p.name.as_str(), i.address.as_str())))
+            .collect();
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        map.retain(|(pool, id), _| keep.contains(&(pool.as_str(), id.as_str())));
+    }
+}
+
+/// Cookie affinity of a pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sticky {
+    /// Cookie name.
+    pub cookie: String,
+    /// `Max-Age` in seconds; None: a session cookie.
+    pub max_age: Option<u64>,
+}
+
+/// One pool as the request path sees it.
+#[derive(Debug)]
+pub struct Pool {
+    /// Pool name.
+    pub name: String,
+    /// The selector over the pool's instances.
+    pub balancer: Balancer,
+    /// `authorities[i]` is where backend `i` is reached.
+    pub authorities: Vec<Authority>,
+    /// What consistent hashing hashes.
+    pub hash_on: Option<HashOn>,
+    /// Cookie affinity.
+    pub sticky: Option<Sticky>,
+}
+
+/// Per-request settings of a listener (reloadable).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Connect timeout to upstreams.
+    pub connect: Duration,
+    /// Request-head read timeout (HTTP/1).
+    pub header_read: Duration,
+    /// Wait for an upstream response head at most this long (then 504).
+    pub upstream_response: Duration,
+    /// Close client connections with no request for this long.
+    pub idle: Duration,
+    /// Largest request head in bytes.
+    pub max_header_bytes: u64,
+    /// Largest request body in bytes; 0: unlimited.
+    pub max_body_bytes: u64,
+    /// Access log format.
+    pub access_log: AccessLogFormat,
+    /// Whether the listener speaks TLS (for `X-Forwarded-Proto`).
+    pub https: bool,
+}
+
+/// Everything one listener needs to route a request, immutable once built.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Listener (balancer) name.
+    pub name: String,
+    /// Routes in match order.
+    pub routes: Vec<Route>,
+    /// Pools that the routes split over (indexes in [`Split`]).
+    pub pools: Vec<Pool>,
+    /// Timeouts and limits.
+    pub settings: Settings,
+    /// Pooled keep-alive client to upstreams.
+    pub client: UpstreamClient,
+}
+
+impl Snapshot {
+    /// Compiles `balancer` of `config`. `client` is the upstream client to use (the
+    /// caller reuses the previous one when the connect timeout did not change, keeping
+    /// its idle connections).
+    pub fn build(
+        config: &Config,
+        balancer: &BalancerConfig,
+        registry: &StatsRegistry,
+        now: Duration,
+        client: UpstreamClient,
+    ) -> Result<Snapshot, ProxyError> {
+        let err = |field: String, reason: String| ProxyError::Route {
+            balancer: balancer.name.clone(),
+            field,
+            reason,
+        };
+        let mut pool_index: HashMap<&str, usize> = HashMap::new();
+        let mut pools = Vec::new();
+        let mut routes = Vec::with_capacity(balancer.routes.len());
+        for (ri, rc) in balancer.routes.iter().enumerate() {
+            let mut arms = Vec::with_capacity(rc.split.len());
+            for (si, arm) in rc.split.iter().enumerate() {
+                let idx = match pool_index.get(arm.pool.as_str()) {
+                    Some(&i) => i,
+                    None => {
+                        let pc = config.pools.iter().find(|p| p.name == arm.pool).ok_or_else(|| {
+                            err(format!("route[{ri}].split[{si}].pool"), format!("unknown pool {:?}", arm.pool))
+                        })?;
+                        pools.push(build_pool(pc, registry, now).map_err(|(f, r)| {
+                            err(format!("pool {:?}.{f}", pc.name), r)
+                        })?);
+                        pool_index.insert(pc.name.as_str(), pools.len() - 1);
+                        pools.len() - 1
+                    }
+                };
+                arms.push((idx, arm.weight));
+            }
+            let mut headers = Vec::with_capacity(rc.headers.len());
+            for (name, value) in &rc.headers {
+                let field = || format!("route[{ri}].headers.{name}");
+                let n = HeaderName::try_from(name.as_str())
+                    .map_err(|e| err(field(), format!("invalid header name: {e}")))?;
+                let v = HeaderValue::try_from(value.as_str())
+                    .map_err(|e| err(field(), format!("invalid header value: {e}")))?;
+                headers.push((n, v));
+            }
+            routes.push(Route {
+                host: HostMatch::parse(rc.host.as_deref()),
+                path_prefix: rc.path_prefix.clone(),
+                headers,
+                split: Split::new(arms),
+            });
+        }
+        let t = &balancer.timeouts;
+        let settings = Settings {
+            connect: t.connect.0,
+            header_read: t.header_read.0,
+            upstream_response: t.upstream_response.0,
+            idle: t.idle.0,
+            max_header_bytes: balancer.limits.max_header_bytes,
+            max_body_bytes: balancer.limits.max_body_bytes,
+            access_log: balancer.access_log,
+            https: !balancer.tls.is_empty(),
+        };
+        Ok(Snapshot { name: balancer.name.clone(), routes, pools, settings, client })
+    }
+}
+
+fn build_pool(
+    pc: &ballast_core::config::PoolConfig,
+    registry: &StatsRegistry,
+    now: Duration,
+) -> Result<Pool, (String, String)> {
+    let mut backends = Vec::with_capacity(pc.instances.len());
+    let mut stats = Vec::with_capacity(pc.instances.len());
+    let mut authorities = Vec::with_capacity(pc.instances.len());
+    for (i, inst) in pc.instances.iter().enumerate() {
+        let authority = Authority::try_from(inst.address.as_str()).map_err(|e| {
+            (format!("instance[{i}].address"), format!("{:?} is not host:port ({e})", inst.address))
+        })?;
+        if authority.port_u16().is_none() {
+            return Err((format!("instance[{i}].address"), format!("{:?} has no port", inst.address)));
+        }
+        authorities.push(authority);
+        stats.push(registry.get_or_create(&pc.name, &inst.address, now));
+        backends.push(Backend {
+            id: inst.address.clone(),
+            addr: inst.address.clone(),
+            weight: inst.weight.max(1),
+            zone: inst.zone.clone(),
+        });
+    }
+    let options = BalanceOptions {
+        slow_start: pc.slow_start.map(|d| d.0),
+        panic_threshold: pc.panic_threshold,
+    };
+    Ok(Pool {
+        name: pc.name.clone(),
+        balancer: Balancer::new(pc.balance, backends, stats, options),
+        authorities,
+        hash_on: pc.hash_on.clone(),
+        sticky: pc.sticky.as_ref().map(|s| Sticky {
+            cookie: s.cookie.clone(),
+            max_age: s.ttl.map(|t| t.0.as_secs()),
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::build_client;
+
+    fn parse(toml_text: &str) -> Config {
+        toml::from_str(toml_text).expect("test config parses")
+    }
+
+    const BASE: &str = r#"
+[[balancer]]
+name = "web"
+listen = "127.0.0.1:0"
+[[balancer.route]]
+headers = { x-tier = "gold" }
+split = [{ pool = "app", weight = 3 }, { pool = "app", weight = 1 }]
+[[pool]]
+name = "app"
+sticky = { cookie = "aff", ttl = "10m" }
+[[pool.instance]]
+address = "127.0.0.1:9001"
+weight = 5
+[[pool.instance]]
+address = "localhost:9002"
+"#;
+
+    fn build(cfg: &Config, registry: &StatsRegistry) -> Result<Snapshot, ProxyError> {
+        Snapshot::build(cfg, &cfg.balancers[0], registry, Duration::from_secs(1), build_client(Duration::from_secs(1)))
+    }
+
+    #[test]
+    fn builds_pools_once_and_shares_stats_across_builds() {
+        let cfg = parse(BASE);
+        let registry = StatsRegistry::default();
+        let snap = build(&cfg, &registry).expect("builds");
+        assert_eq!(snap.pools.len(), 1, "a pool named twice is built once");
+        let pool = &snap.pools[0];
+        assert_eq!(pool.balancer.backends()[0].weight, 5);
+        assert_eq!(pool.authorities[1].as_str(), "localhost:9002");
+        assert_eq!(pool.sticky, Some(Sticky { cookie: "aff".into(), max_age: Some(600) }));
+        assert_eq!(snap.routes[0].headers.len(), 1);
+        let again = build(&cfg, &registry).expect("builds");
+        assert!(Arc::ptr_eq(pool.balancer.stats(0), again.pools[0].balancer.stats(0)));
+        assert_eq!(snap.settings.upstream_response, Duration::from_secs(60), "default");
+        assert!(!snap.settings.https);
+    }
+
+    #[test]
+    fn registry_forgets_removed_instances() {
+        let registry = StatsRegistry::default();
+        build(&parse(BASE), &registry).expect("builds");
+        assert!(registry.get("app", "localhost:9002").is_some());
+        registry.retain_config(&parse(&BASE.replace("localhost:9002", "localhost:9003")));
+        assert!(registry.get("app", "localhost:9002").is_none());
+        assert!(registry.get("app", "127.0.0.1:9001").is_some());
+    }
+
+    #[test]
+    fn build_errors_name_the_field() {
+        let cases = [
+            ("pool = \"app\", weight = 3", "pool = \"nope\", weight = 3", "route[0].split[0].pool: unknown pool \"nope\""),
+            ("x-tier = \"gold\"", "\"bad header\" = \"gold\"", "route[0].headers.bad header: invalid header name"),
+            ("x-tier = \"gold\"", "x-tier = \"a\\nb\"", "route[0].headers.x-tier: invalid header value"),
+            ("127.0.0.1:9001", "not an address", "pool \"app\".instance[0].address: \"not an address\" is not host:port"),
+            ("localhost:9002", "localhost", "pool \"app\".instance[1].address: \"localhost\" has no port"),
+        ];
+        for (from, to, want) in cases {
+            let err = build(&parse(&BASE.replace(from, to)), &StatsRegistry::default()).expect_err(to);
+            let msg = err.to_string();
+            assert!(msg.starts_with("balancer \"web\": ") && msg.contains(want), "{to}: {msg}");
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Upstream failures: retries on another instance for safe requests, 502 when every
+//! try fails, 503 with no instance, 504 on a slow upstream; stats count it all.
+
+mod common;
+
+use common::*;
+use http::{Request, StatusCode};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+
+/// A backend that reads a request and closes the connection without answering.
+async fn hang_up_backend() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn gets_to_a_dead_instance_are_retried_elsewhere() {
+    let live = echo("live").await;
+    let dead = dead_addr().await;
+    let (proxy, addr) = proxy(&simple_config(&[dead, live.addr], "", "")).await;
+    let client = pooled_client();
+    for _ in 0..20 {
+        let resp = client.request(Request::get(format!("http://{addr}/")).body(empty()).expect("req")).await;
+        let got = collect(resp.expect("response")).await;
+        assert_eq!(got.status, StatusCode::OK);
+        assert_eq!(got.headers["x-backend"], "live");
+    }
+    let dead_stats = proxy.backend_stats("app", &dead.to_string()).expect("stats");
+    assert!(dead_stats.failures.load(Ordering::Relaxed) >= 1);
+    assert_eq!(dead_stats.in_flight.load(Ordering::Relaxed), 0);
+    let live_stats = proxy.backend_stats("app", &live.addr.to_string()).expect("stats");
+    assert_eq!(live_stats.requests.load(Ordering::Relaxed), 20);
+    assert_eq!(live_stats.failures.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn killing_an_instance_with_pooled_connections_causes_no_client_error() {
+    let a = echo("a").await;
+    let b = echo("b").await;
+    let (_proxy, addr) = proxy(&simple_config(&[a.addr, b.addr], "", "")).await;
+    let client = pooled_client();
+    let mut seen_a = false;
+    for _ in 0..10 {
+        let resp = client.request(Request::get(format!("http://{addr}/")).body(empty()).expect("req")).await;
+        seen_a |= collect(resp.expect("response")).await.headers["x-backend"] == "a";
+    }
+    assert!(seen_a, "both instances served before the kill");
+    a.kill();
+    for i in 0..30 {
+        let resp = client.request(Request::get(format!("http://{addr}/")).body(empty()).expect("req")).await;
+        let got = collect(resp.expect("response")).await;
+        assert_eq!(got.status, StatusCode::OK, "request {i} after the kill");
+        assert_eq!(got.headers["x-backend"], "b");
+    }
+}
+
+#[tokio::test]
+async fn get_is_retried_when_the_upstream_hangs_up_but_a_post_with_body_is_not() {
+    let (hang, _task) = hang_up_backend().await;
+    let live = echo("live").await;
+    let (_proxy, addr) = proxy(&simple_config(&[hang, live.addr], "", "")).await;
+    for _ in 0..4 {
+        let got = send(addr, get("/")).await;
+        assert_eq!(got.status, StatusCode::OK);
+        assert_eq!(got.headers["x-backend"], "live");
+    }
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(send(addr, Request::post("/").body(full("data")).expect("req")).await.status);
+    }
+    assert!(statuses.contains(&StatusCode::BAD_GATEWAY), "round-robin sends one POST to the hang-up: {statuses:?}");
+    assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn every_instance_failing_is_502() {
+    let (d1, d2) = (dead_addr().await, dead_addr().await);
+    let (_proxy, addr) = proxy(&simple_config(&[d1, d2], "", "")).await;
+    let got = send(addr, get("/")).await;
+    assert_eq!(got.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(&got.body[..], b"bad gateway\n");
+    assert!(got.headers.contains_key("x-request-id"));
+    let post = send(addr, Request::post("/").body(full("x")).expect("req")).await;
+    assert_eq!(post.status, StatusCode::BAD_GATEWAY);
+}
+
+#[tokio::test]
+async fn a_pool_without_instances_is_503() {
+    let (_proxy, addr) = proxy(&simple_config(&[], "", "")).await;
+    let got = send(addr, get("/")).await;
+    assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(&got.body[..], b"no instance available\n");
+}
+
+#[tokio::test]
+async fn a_slow_upstream_is_504_after_the_response_timeout() {
+    let slow = backend(|_req| async {
+        std::future::pending::<()>().await;
+        unreachable!()
+    })
+    .await;
+    let (_proxy, addr) =
+        proxy(&simple_config(&[slow.addr], "[balancer.timeouts]\nupstream_response = \"200ms\"", "")).await;
+    let started = tokio::time::Instant::now();
+    let got = send(addr, get("/")).await;
+    assert_eq!(got.status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+}
