@@ -4,3 +4,4 @@ mod demo_backend;
 mod cli;
 mod proxy;
 mod serve;
+mod sim;

@@ -6,6 +6,7 @@ mod demo;
 mod demo_backend;
 mod one_liner;
 mod serve;
+mod sim_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -41,6 +42,8 @@ enum Command {
     },
     /// Run a synthetic backend (latency, jitter, CPU cost and error-rate knobs).
     DemoBackend(demo_backend::DemoBackendArgs),
+    /// Replay a load trace through scaling policies and compare them with the oracle.
+    Sim(sim_cmd::SimArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { config } => return if config_file::check(&config) { ExitCode::SUCCESS } else { ExitCode::FAILURE },
+        Command::Sim(args) => return sim_cmd::run(args),
         Command::Serve { config, threads } => run_serve(config, threads),
         Command::Proxy(args) => run_proxy(args),
         Command::Demo(args) => serve::runtime(None).and_then(|rt| rt.block_on(demo::run(args))),

@@ -6,7 +6,9 @@
 //! - for each season `P` (1 day, 1 week) that the history covers, take the value one
 //!   season before the target time (mean of the three buckets around it) and add how much
 //!   the last hour differs from the same hour one season ago (the level correction, which
-//!   carries growth or a quiet week forward);
+//!   carries growth or a quiet week forward); when the history holds the target time one
+//!   season ago but not the hour before now one season ago (the first hour of history
+//!   is exactly one season old), the season's value is taken without the correction;
 //! - with both seasons available the forecast is the mean of the two estimates;
 //! - with less than a day of history, take the slope of a least-squares line through the
 //!   buckets of the last 15 minutes (at least two) and add slope × horizon to the newest
@@ -174,9 +176,9 @@ impl Forecaster {
         let recent = self.mean(nb - k + 1, nb)?;
         let seasonal = |p: i64| {
             let p = p / self.interval;
-            let past_level = self.mean(nb - p - k + 1, nb - p)?;
             let then = self.mean(tb - p - 1, tb - p + 1)?;
-            Some(then + (recent - past_level))
+            let level = self.mean(nb - p - k + 1, nb - p).map_or(0.0, |past| recent - past);
+            Some(then + level)
         };
         let (estimate, method) = match (seasonal(DAY), seasonal(WEEK)) {
             (Some(d), Some(w)) => ((d + w) / 2.0, "seasonal daily+weekly"),

@@ -6,6 +6,8 @@
 //! - [`run`]: the deterministic run loop ([`simulate`], [`Scenario`]).
 //! - [`mod@oracle`]: the cheapest schedule that meets the SLO knowing the future.
 //! - [`report`] and [`svg`]: the side-by-side table, the JSON and the chart.
+//! - [`engine_policy`]: the real scaling engine as a policy ([`EnginePolicy`]) and
+//!   `--policy NAME` ([`build_policy`]).
 //!
 //! The rules every run follows, policies and oracle alike:
 //! - **Warm start**: the first decision, at the trace's first time, sees a pool sized
@@ -28,6 +30,7 @@
 //! the same report, bit for bit.
 
 pub mod access_log;
+pub mod engine_policy;
 pub mod model;
 pub mod oracle;
 pub mod report;
@@ -38,6 +41,7 @@ pub mod trace;
 #[cfg(test)]
 mod tests;
 
+pub use engine_policy::{build_policy, ConfigPool, EnginePolicy, POLICY_NAMES};
 pub use model::{ReplicaModel, Slo};
 pub use oracle::{oracle, OracleReport};
 pub use report::{compare, SimReport};
