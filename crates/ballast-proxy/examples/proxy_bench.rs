@@ -5,6 +5,10 @@ use ballast_core::config::Config;
 use ballast_proxy::{AccessLog, ProxyServer};
 use std::time::Duration;
 
+/// glibc's malloc costs ~6% of the proxy's CPU on small requests; mimalloc less.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let path = args.next().ok_or("usage: proxy_bench <config.toml> <threads> [current|multi]")?;

@@ -6,7 +6,8 @@ use crate::error::ProxyError;
 use crate::proxy::ListenerState;
 use crate::snapshot::{Snapshot, StatsRegistry};
 use crate::stats_glue::Clock;
-use crate::{conn, tls, upstream};
+use crate::upstream::ConnRegistry;
+use crate::{conn, tls};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use ballast_core::balance::BackendStats;
 use ballast_core::config::{BalancerConfig, Config};
@@ -24,6 +25,7 @@ const BACKLOG: i32 = 1024;
 #[derive(Debug)]
 pub struct ProxyServer {
     registry: Arc<StatsRegistry>,
+    conns: ConnRegistry,
     clock: Clock,
     access: AccessLog,
     listeners: Mutex<Vec<Listener>>,
@@ -77,6 +79,7 @@ impl ProxyServer {
     pub fn start(config: &Config, access: AccessLog) -> Result<ProxyServer, ProxyError> {
         let server = ProxyServer {
             registry: Arc::new(StatsRegistry::default()),
+            conns: ConnRegistry::default(),
             clock: Clock::start(),
             access,
             listeners: Mutex::new(Vec::new()),
@@ -129,13 +132,7 @@ impl ProxyServer {
         for b in &config.balancers {
             match listeners.iter().position(|l| l.name == b.name && l.listen == b.listen) {
                 Some(i) => {
-                    let old = listeners[i].state.snapshot.load();
-                    let client = if old.settings.connect == b.timeouts.connect.0 {
-                        old.client.clone()
-                    } else {
-                        upstream::build_client(b.timeouts.connect.0)
-                    };
-                    let snap = Snapshot::build(config, b, &self.registry, self.clock.now(), client)?;
+                    let snap = Snapshot::build(config, b, &self.registry, &self.conns, self.clock.now())?;
                     let tls = tls_config(b)?;
                     plans.push(Plan::Update(i, snap, tls, max_connections(b)));
                 }
@@ -180,6 +177,7 @@ impl ProxyServer {
         }
         listeners.extend(started);
         self.registry.retain_config(config);
+        self.conns.retain(&|addr| config.pools.iter().any(|p| p.instances.iter().any(|i| i.address == addr)));
         Ok(summary)
     }
 
@@ -204,8 +202,7 @@ impl ProxyServer {
             .map_err(|_| ProxyError::ListenAddr { balancer: b.name.clone(), addr: b.listen.clone() })?;
         let listener = bind(addr)
             .map_err(|source| ProxyError::Bind { balancer: b.name.clone(), addr: b.listen.clone(), source })?;
-        let client = upstream::build_client(b.timeouts.connect.0);
-        let snapshot = Snapshot::build(config, b, &self.registry, self.clock.now(), client)?;
+        let snapshot = Snapshot::build(config, b, &self.registry, &self.conns, self.clock.now())?;
         Ok(Prepared {
             name: b.name.clone(),
             listen: b.listen.clone(),
