@@ -58,6 +58,7 @@ pub mod snapshot;
 pub mod stats_glue;
 pub mod tls;
 pub mod upstream;
+pub mod workers;
 
 pub use access_log::AccessLog;
 pub use ballast_core::balance::BackendStats;
@@ -65,3 +66,4 @@ pub use error::ProxyError;
 pub use proxy::MAX_ATTEMPTS;
 pub use server::{ProxyServer, ReloadSummary};
 pub use snapshot::{Snapshot, StatsRegistry};
+pub use workers::Workers;

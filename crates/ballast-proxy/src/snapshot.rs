@@ -247,7 +247,7 @@ address = "localhost:9002"
 "#;
 
     fn build(cfg: &Config, registry: &StatsRegistry) -> Result<Snapshot, ProxyError> {
-        Snapshot::build(cfg, &cfg.balancers[0], registry, &ConnRegistry::default(), Duration::from_secs(1))
+        Snapshot::build(cfg, &cfg.balancers[0], registry, &ConnRegistry::new(1), Duration::from_secs(1))
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 use crate::body::{is_body_too_large, RequestBody};
 use crate::error::ProxyError;
+use crate::workers::current_worker;
 use http::uri::Authority;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -30,16 +31,26 @@ const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 /// A sender on one upstream HTTP/1.1 connection.
 pub type Sender = SendRequest<RequestBody>;
 
-/// The idle keep-alive connections of one instance.
-#[derive(Debug, Default)]
+/// The idle keep-alive connections of one instance, one shard per worker thread (see
+/// [`crate::workers`]) so a connection is reused on the thread that drives it.
+#[derive(Debug)]
 pub struct ConnPool {
-    idle: Mutex<Vec<Sender>>,
+    shards: Vec<Mutex<Vec<Sender>>>,
 }
 
 impl ConnPool {
+    /// An empty pool with `shards` shards (at least 1).
+    pub fn new(shards: usize) -> Self {
+        ConnPool { shards: (0..shards.max(1)).map(|_| Mutex::default()).collect() }
+    }
+
+    fn shard(&self) -> &Mutex<Vec<Sender>> {
+        &self.shards[current_worker() % self.shards.len()]
+    }
+
     /// An idle connection ready for a request, if any; closed ones are dropped.
     pub fn checkout(&self) -> Option<Sender> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self.shard().lock().unwrap_or_else(PoisonError::into_inner);
         let mut i = idle.len();
         while i > 0 {
             i -= 1;
@@ -60,30 +71,36 @@ impl ConnPool {
         if s.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self.shard().lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < MAX_IDLE_PER_INSTANCE {
             idle.push(s);
         }
     }
 
-    /// Idle connections held (for tests and metrics).
+    /// Idle connections held, over all shards (for tests and metrics).
     pub fn idle_count(&self) -> usize {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len()).sum()
     }
 }
 
 /// Connection pools by instance address, shared by every listener and kept across
 /// reloads (only snapshot builds touch the map).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConnRegistry {
+    shards: usize,
     map: Mutex<HashMap<String, Arc<ConnPool>>>,
 }
 
 impl ConnRegistry {
+    /// A registry whose pools have `shards` shards (the number of worker threads).
+    pub fn new(shards: usize) -> Self {
+        ConnRegistry { shards, map: Mutex::default() }
+    }
+
     /// The pool of `addr`, created when new.
     pub fn get_or_create(&self, addr: &str) -> Arc<ConnPool> {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        map.entry(addr.to_string()).or_default().clone()
+        map.entry(addr.to_string()).or_insert_with(|| Arc::new(ConnPool::new(self.shards))).clone()
     }
 
     /// Drops the pools (and so the idle connections) of addresses not in `keep`.
