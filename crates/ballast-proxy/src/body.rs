@@ -6,7 +6,9 @@
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use crate::upstream::{ConnPool, Sender};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 /// Why a request body stream stopped.
@@ -82,8 +84,9 @@ impl Body for RequestBody {
 /// A response body sent to the client.
 #[derive(Debug)]
 pub enum ResponseBody {
-    /// The upstream's body, relayed as it arrives.
-    Upstream(Incoming),
+    /// The upstream's body, relayed as it arrives; once it has been read to the end its
+    /// connection goes back to the instance's pool.
+    Upstream(Incoming, Option<(Sender, Arc<ConnPool>)>),
     /// A short local body (error text), sent once.
     Full(Option<Bytes>),
 }
@@ -92,6 +95,23 @@ impl ResponseBody {
     /// A local text body.
     pub fn text(s: &'static str) -> Self {
         ResponseBody::Full(Some(Bytes::from_static(s.as_bytes())))
+    }
+
+    /// The upstream body `body`, whose connection `conn` returns to `pool` at its end.
+    pub fn upstream(body: Incoming, conn: Option<(Sender, Arc<ConnPool>)>) -> Self {
+        let mut b = ResponseBody::Upstream(body, conn);
+        b.release_if_done();
+        b
+    }
+
+    fn release_if_done(&mut self) {
+        if let ResponseBody::Upstream(body, conn) = self {
+            if body.is_end_stream() {
+                if let Some((sender, pool)) = conn.take() {
+                    pool.give_back(sender);
+                }
+            }
+        }
     }
 }
 
@@ -103,22 +123,36 @@ impl Body for ResponseBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
-            ResponseBody::Upstream(b) => Pin::new(b).poll_frame(cx),
+        let this = self.get_mut();
+        match this {
+            ResponseBody::Upstream(b, conn) => {
+                let res = ready!(Pin::new(b).poll_frame(cx));
+                match &res {
+                    None => {
+                        if let Some((sender, pool)) = conn.take() {
+                            pool.give_back(sender);
+                        }
+                    }
+                    Some(Ok(_)) => this.release_if_done(),
+                    // A broken body leaves the connection unusable: drop it.
+                    Some(Err(_)) => *conn = None,
+                }
+                Poll::Ready(res)
+            }
             ResponseBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ResponseBody::Upstream(b) => b.is_end_stream(),
+            ResponseBody::Upstream(b, _) => b.is_end_stream(),
             ResponseBody::Full(b) => b.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ResponseBody::Upstream(b) => b.size_hint(),
+            ResponseBody::Upstream(b, _) => b.size_hint(),
             ResponseBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |d| d.len() as u64)),
         }
     }

@@ -29,8 +29,8 @@ pub enum ProxyError {
     Connect {
         /// The upstream address.
         addr: String,
-        /// The client error.
-        source: hyper_util::client::legacy::Error,
+        /// The OS error (`TimedOut` for the connect timeout).
+        source: std::io::Error,
     },
     /// The upstream failed after the connection was made and before a response head
     /// arrived (reset, closed, protocol error).
@@ -38,8 +38,8 @@ pub enum ProxyError {
     Upstream {
         /// The upstream address.
         addr: String,
-        /// The client error.
-        source: hyper_util::client::legacy::Error,
+        /// The HTTP error.
+        source: hyper::Error,
     },
     /// The upstream answered with something the proxy cannot relay (e.g. `101` to a
     /// request that did not ask to upgrade).

@@ -25,14 +25,18 @@
 //!    removed; `X-Forwarded-For` appended, `X-Forwarded-Proto`/`-Host` set;
 //!    `X-Request-Id` kept or generated; `traceparent` continued with a new parent id,
 //!    or started.
-//! 5. **Send** ([`upstream`]): the body streams through a byte cap ([`body`]: 413 when
-//!    passed); the response head must come within `upstream_response` (504). A connect
-//!    failure, or for idempotent methods any failure before the response head, is
-//!    retried on another instance (the balancer is told to avoid those already tried),
-//!    at most [`MAX_ATTEMPTS`] tries in all; only bodyless requests are retried since a
-//!    body streams once. All failed: 502.
+//! 5. **Send** ([`upstream`]): an idle keep-alive connection of the instance is taken
+//!    from its pool, or a new one opened within `timeouts.connect` (`TCP_NODELAY`). The
+//!    body streams through a byte cap ([`body`]: 413 when passed); the response head
+//!    must come within `upstream_response` (504). Retries, at most [`MAX_ATTEMPTS`]
+//!    instances in all, each avoiding those already tried: a connect failure moves the
+//!    untouched request (body included) to another instance; a pooled connection found
+//!    closed hands the request back unsent and a fresh connection is tried; a failure
+//!    after sending is retried only for bodyless idempotent requests (GET, HEAD, ...).
+//!    All failed: 502.
 //! 6. **Respond**: hop-by-hop headers removed, `X-Request-Id` and (when the pick moved)
-//!    the affinity `Set-Cookie` added; the upstream body streams back frame by frame.
+//!    the affinity `Set-Cookie` added; the upstream body streams back frame by frame,
+//!    and once it has been read to the end its connection returns to the pool.
 //!    `101 Switching Protocols` splices the two upgraded connections (WebSocket).
 //!    Stats record in-flight, failures and a peak-EWMA latency ([`stats_glue`]); an
 //!    access-log line (combined or JSON) is queued to a writer thread ([`access_log`]).
@@ -56,6 +60,7 @@ pub mod snapshot;
 pub mod stats_glue;
 pub mod tls;
 pub mod upstream;
+pub mod workers;
 
 pub use access_log::AccessLog;
 pub use ballast_core::balance::BackendStats;
@@ -63,3 +68,4 @@ pub use error::ProxyError;
 pub use proxy::MAX_ATTEMPTS;
 pub use server::{ProxyServer, ReloadSummary};
 pub use snapshot::{Snapshot, StatsRegistry};
+pub use workers::Workers;

@@ -8,12 +8,12 @@ use crate::error::ProxyError;
 use crate::forward;
 use crate::snapshot::{Pool, Snapshot};
 use crate::stats_glue::Clock;
-use crate::upstream;
+use crate::upstream::{self, ConnPool, SendError, Sender};
 use arc_swap::ArcSwap;
 use ballast_core::balance::PickContext;
 use ballast_core::config::AccessLogFormat;
 use http::header::{self, HeaderValue};
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body;
 use hyper::body::Incoming;
@@ -169,58 +169,114 @@ async fn proxy(
     }
     let pq = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
     let bodyless = body.is_end_stream();
+    // A request that went out may be sent again only when that cannot do harm twice and
+    // there is no body to replay; one that did not go out may always go elsewhere.
+    let resend_ok = bodyless && idempotent(&parts.method);
     let mut body = Some(if bodyless { RequestBody::empty() } else { RequestBody::capped(body, max_body) });
-    // A body streams once: only bodyless requests can be sent again.
-    let attempts = if bodyless { MAX_ATTEMPTS } else { 1 };
+    let mut unsent: Option<Request<RequestBody>> = None;
     let mut avoid = [usize::MAX; MAX_ATTEMPTS];
+    let mut tried = 0;
+    let mut reconnect_to = None;
     let mut last_err = None;
-    for attempt in 0..attempts {
-        let ctx_sticky = pool.sticky.as_ref().and_then(|s| forward::cookie(&parts.headers, &s.cookie));
+    while tried < MAX_ATTEMPTS {
         let t0 = state.clock.now();
-        let ctx = PickContext {
-            now: t0,
-            rand: fastrand::u64(..),
-            client_ip: Some(info.peer.ip()),
-            hash_key: pool.hash_on.as_ref().and_then(|h| forward::hash_key(h, &parts.headers, parts.uri.path())),
-            sticky: ctx_sticky,
-            avoid: &avoid[..attempt],
-            client_zone: None,
+        let reuse = reconnect_to.is_none();
+        let sticky = pool.sticky.as_ref().and_then(|s| forward::cookie(&parts.headers, &s.cookie));
+        let idx = match reconnect_to.take() {
+            Some(i) => i,
+            None => {
+                let ctx = PickContext {
+                    now: t0,
+                    rand: fastrand::u64(..),
+                    client_ip: Some(info.peer.ip()),
+                    hash_key: pool.hash_on.as_ref().and_then(|h| forward::hash_key(h, &parts.headers, parts.uri.path())),
+                    sticky,
+                    avoid: &avoid[..tried],
+                    client_zone: None,
+                };
+                match pool.balancer.pick(&ctx) {
+                    Some(i) => i,
+                    None => break,
+                }
+            }
         };
-        let Some(idx) = pool.balancer.pick(&ctx) else {
-            return Err(last_err.unwrap_or_else(|| ProxyError::NoInstance { pool: pool.name.clone() }));
-        };
-        let pinned = ctx_sticky == Some(pool.balancer.backends()[idx].id.as_str());
+        let pinned = sticky == Some(pool.balancer.backends()[idx].id.as_str());
         let authority = &pool.authorities[idx];
-        let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(Scheme::HTTP);
-        uri.authority = Some(authority.clone());
-        uri.path_and_query = Some(pq.clone());
-        let headers = if attempt + 1 < attempts { parts.headers.clone() } else { std::mem::take(&mut parts.headers) };
-        let mut up = Request::new(body.take().unwrap_or_else(RequestBody::empty));
-        *up.method_mut() = parts.method.clone();
-        *up.uri_mut() = Uri::from_parts(uri).map_err(|_| ProxyError::BadRequest { reason: "bad request target" })?;
-        *up.version_mut() = Version::HTTP_11;
-        *up.headers_mut() = headers;
+        // Origin form: HTTP/1.1 upstreams get the path; the host travels in `Host`.
+        let uri = Uri::from(pq.clone());
+        let mut req = match (unsent.take(), body.take()) {
+            (Some(mut back), _) => {
+                *back.uri_mut() = uri;
+                back
+            }
+            (None, Some(b)) => {
+                let last = tried + 1 == MAX_ATTEMPTS;
+                let headers =
+                    if resend_ok && !last { parts.headers.clone() } else { std::mem::take(&mut parts.headers) };
+                if resend_ok {
+                    body = Some(RequestBody::empty());
+                }
+                let mut r = Request::new(b);
+                *r.method_mut() = parts.method.clone();
+                *r.uri_mut() = uri;
+                *r.headers_mut() = headers;
+                r
+            }
+            (None, None) => break,
+        };
+        *req.version_mut() = Version::HTTP_11;
         let stats = pool.balancer.stats(idx);
         stats.on_request_start();
-        let result = upstream::send(&snap.client, up, authority, snap.settings.upstream_response).await;
+        let checked_out = if reuse { pool.conns[idx].checkout() } else { None };
+        let mut sender = match checked_out {
+            Some(s) => s,
+            None => match upstream::connect(authority, snap.settings.connect).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let t1 = state.clock.now();
+                    stats.on_request_end(t1, t1.saturating_sub(t0), false);
+                    tracing::debug!(error = %e, "connect failed; trying another instance");
+                    avoid[tried] = idx;
+                    tried += 1;
+                    unsent = Some(req);
+                    last_err = Some(e);
+                    continue;
+                }
+            },
+        };
+        let result = upstream::send(&mut sender, req, authority, snap.settings.upstream_response).await;
         let t1 = state.clock.now();
         match result {
             Ok(resp) => {
                 stats.on_request_end(t1, t1.saturating_sub(t0), resp.status().as_u16() < 500);
-                let addr = authority.to_string();
-                let resp = relay(resp, pool, idx, addr.clone(), pinned, client_upgrade, request_id)?;
-                return Ok((resp, addr));
+                let conn = (sender, pool.conns[idx].clone());
+                let resp = relay(resp, pool, idx, conn, pinned, client_upgrade, request_id)?;
+                return Ok((resp, authority.to_string()));
             }
-            Err(e) => {
+            Err(SendError::NotSent(back, source)) => {
+                unsent = Some(*back);
+                if reuse {
+                    // A pooled connection the instance had closed: open a fresh one to
+                    // the same instance (a connect error then moves on).
+                    stats.on_request_end(t1, t1.saturating_sub(t0), true);
+                    reconnect_to = Some(idx);
+                } else {
+                    // Even a fresh connection closed at once: try another instance.
+                    stats.on_request_end(t1, t1.saturating_sub(t0), false);
+                    avoid[tried] = idx;
+                    tried += 1;
+                    last_err = Some(ProxyError::Upstream { addr: authority.to_string(), source });
+                }
+            }
+            Err(SendError::Failed(e)) => {
                 let client_fault = matches!(e, ProxyError::BodyTooLarge { .. });
                 stats.on_request_end(t1, t1.saturating_sub(t0), client_fault);
-                let retry = e.retry_safe() || (idempotent(&parts.method) && matches!(e, ProxyError::Upstream { .. }));
-                if !retry || attempt + 1 == attempts {
+                if !(resend_ok && matches!(e, ProxyError::Upstream { .. })) {
                     return Err(e);
                 }
-                tracing::debug!(error = %e, attempt, "retrying on another instance");
-                avoid[attempt] = idx;
+                tracing::debug!(error = %e, "upstream failed before responding; trying another instance");
+                avoid[tried] = idx;
+                tried += 1;
                 last_err = Some(e);
             }
         }
@@ -235,7 +291,7 @@ fn relay(
     mut resp: Response<Incoming>,
     pool: &Pool,
     idx: usize,
-    addr: String,
+    conn: (Sender, Arc<ConnPool>),
     pinned: bool,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     request_id: &HeaderValue,
@@ -243,7 +299,10 @@ fn relay(
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     if switching {
         let Some(client_side) = client_upgrade else {
-            return Err(ProxyError::UpstreamProtocol { addr, reason: "101 to a request that did not upgrade" });
+            return Err(ProxyError::UpstreamProtocol {
+                addr: pool.authorities[idx].to_string(),
+                reason: "101 to a request that did not upgrade",
+            });
         };
         let upstream_side = hyper::upgrade::on(&mut resp);
         tokio::spawn(async move {
@@ -267,5 +326,8 @@ fn relay(
             parts.headers.append(header::SET_COOKIE, c);
         }
     }
-    Ok(Response::from_parts(parts, ResponseBody::Upstream(body)))
+    // After a switch the connection belongs to the tunnel; otherwise it returns to the
+    // pool once the body has been relayed.
+    let conn = (!switching).then_some(conn);
+    Ok(Response::from_parts(parts, ResponseBody::upstream(body, conn)))
 }

@@ -6,7 +6,8 @@ use crate::error::ProxyError;
 use crate::proxy::ListenerState;
 use crate::snapshot::{Snapshot, StatsRegistry};
 use crate::stats_glue::Clock;
-use crate::{conn, tls, upstream};
+use crate::upstream::ConnRegistry;
+use crate::{conn, tls};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use ballast_core::balance::BackendStats;
 use ballast_core::config::{BalancerConfig, Config};
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 /// Pending connections the kernel queues per listener.
@@ -24,10 +26,13 @@ const BACKLOG: i32 = 1024;
 #[derive(Debug)]
 pub struct ProxyServer {
     registry: Arc<StatsRegistry>,
+    conns: ConnRegistry,
     clock: Clock,
     access: AccessLog,
     listeners: Mutex<Vec<Listener>>,
     retired: Mutex<Vec<JoinHandle<()>>>,
+    /// Runtimes that accept: one per worker in the sharded mode, else the caller's.
+    runtimes: Vec<Handle>,
 }
 
 /// `ProxyServer` is shared between the serving code and signal handlers.
@@ -46,7 +51,7 @@ struct Listener {
     limit: Arc<Semaphore>,
     max_connections: usize,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 /// What a reload changed, by balancer name.
@@ -64,7 +69,8 @@ pub struct ReloadSummary {
 struct Prepared {
     name: String,
     listen: String,
-    listener: TcpListener,
+    /// One socket per accepting runtime.
+    sockets: Vec<std::net::TcpListener>,
     snapshot: Snapshot,
     tls: Option<rustls::ServerConfig>,
     max_connections: usize,
@@ -75,12 +81,23 @@ impl ProxyServer {
     /// with `ballast_core::config::validate`). Must run inside a tokio runtime; access
     /// lines go to `access` for listeners whose `access_log` is not `off`.
     pub fn start(config: &Config, access: AccessLog) -> Result<ProxyServer, ProxyError> {
+        Self::start_on(config, access, &[Handle::current()])
+    }
+
+    /// Like [`ProxyServer::start`], in the sharded mode: every listener gets one
+    /// `SO_REUSEPORT` socket per runtime in `runtimes` (e.g. [`crate::Workers`]'
+    /// handles), whose accept loop and connections stay on that runtime. Must run
+    /// inside a tokio runtime (any).
+    pub fn start_on(config: &Config, access: AccessLog, runtimes: &[Handle]) -> Result<ProxyServer, ProxyError> {
+        let runtimes = if runtimes.is_empty() { vec![Handle::current()] } else { runtimes.to_vec() };
         let server = ProxyServer {
             registry: Arc::new(StatsRegistry::default()),
+            conns: ConnRegistry::new(runtimes.len()),
             clock: Clock::start(),
             access,
             listeners: Mutex::new(Vec::new()),
             retired: Mutex::new(Vec::new()),
+            runtimes,
         };
         let prepared = config
             .balancers
@@ -129,13 +146,7 @@ impl ProxyServer {
         for b in &config.balancers {
             match listeners.iter().position(|l| l.name == b.name && l.listen == b.listen) {
                 Some(i) => {
-                    let old = listeners[i].state.snapshot.load();
-                    let client = if old.settings.connect == b.timeouts.connect.0 {
-                        old.client.clone()
-                    } else {
-                        upstream::build_client(b.timeouts.connect.0)
-                    };
-                    let snap = Snapshot::build(config, b, &self.registry, self.clock.now(), client)?;
+                    let snap = Snapshot::build(config, b, &self.registry, &self.conns, self.clock.now())?;
                     let tls = tls_config(b)?;
                     plans.push(Plan::Update(i, snap, tls, max_connections(b)));
                 }
@@ -175,11 +186,12 @@ impl ProxyServer {
             } else {
                 summary.stopped.push(l.name.clone());
                 let _ = l.stop.send(true);
-                retired.push(l.task);
+                retired.extend(l.tasks);
             }
         }
         listeners.extend(started);
         self.registry.retain_config(config);
+        self.conns.retain(&|addr| config.pools.iter().any(|p| p.instances.iter().any(|i| i.address == addr)));
         Ok(summary)
     }
 
@@ -192,7 +204,7 @@ impl ProxyServer {
         let mut tasks = std::mem::take(&mut *self.retired.lock().unwrap_or_else(PoisonError::into_inner));
         for l in listeners {
             let _ = l.stop.send(true);
-            tasks.push(l.task);
+            tasks.extend(l.tasks);
         }
         tokio::time::timeout(grace, futures_util::future::join_all(tasks)).await.is_ok()
     }
@@ -202,14 +214,13 @@ impl ProxyServer {
             .listen
             .parse()
             .map_err(|_| ProxyError::ListenAddr { balancer: b.name.clone(), addr: b.listen.clone() })?;
-        let listener = bind(addr)
+        let sockets = bind(addr, self.runtimes.len())
             .map_err(|source| ProxyError::Bind { balancer: b.name.clone(), addr: b.listen.clone(), source })?;
-        let client = upstream::build_client(b.timeouts.connect.0);
-        let snapshot = Snapshot::build(config, b, &self.registry, self.clock.now(), client)?;
+        let snapshot = Snapshot::build(config, b, &self.registry, &self.conns, self.clock.now())?;
         Ok(Prepared {
             name: b.name.clone(),
             listen: b.listen.clone(),
-            listener,
+            sockets,
             snapshot,
             tls: tls_config(b)?,
             max_connections: max_connections(b),
@@ -217,7 +228,7 @@ impl ProxyServer {
     }
 
     fn spawn(&self, p: Prepared) -> Listener {
-        let local_addr = p.listener.local_addr().unwrap_or_else(|_| unspecified());
+        let local_addr = p.sockets.first().and_then(|l| l.local_addr().ok()).unwrap_or_else(unspecified);
         let state = Arc::new(ListenerState {
             snapshot: ArcSwap::from_pointee(p.snapshot),
             clock: self.clock,
@@ -226,8 +237,22 @@ impl ProxyServer {
         let tls = Arc::new(ArcSwapOption::new(p.tls.map(Arc::new)));
         let limit = Arc::new(Semaphore::new(p.max_connections));
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(p.listener, state.clone(), tls.clone(), limit.clone(), stop_rx));
-        tracing::info!(balancer = %p.name, addr = %local_addr, "listening");
+        let mut tasks = Vec::with_capacity(p.sockets.len());
+        for (socket, runtime) in p.sockets.into_iter().zip(&self.runtimes) {
+            // Registering the socket with a runtime's reactor needs that runtime entered.
+            let _entered = runtime.enter();
+            match TcpListener::from_std(socket) {
+                Ok(listener) => tasks.push(runtime.spawn(accept_loop(
+                    listener,
+                    state.clone(),
+                    tls.clone(),
+                    limit.clone(),
+                    stop_rx.clone(),
+                ))),
+                Err(e) => tracing::error!(balancer = %p.name, error = %e, "cannot register a listening socket"),
+            }
+        }
+        tracing::info!(balancer = %p.name, addr = %local_addr, sockets = tasks.len(), "listening");
         Listener {
             name: p.name,
             listen: p.listen,
@@ -237,7 +262,7 @@ impl ProxyServer {
             limit,
             max_connections: p.max_connections,
             stop,
-            task,
+            tasks,
         }
     }
 }
@@ -258,16 +283,27 @@ fn max_connections(b: &BalancerConfig) -> usize {
     usize::try_from(b.limits.max_connections).unwrap_or(usize::MAX).clamp(1, Semaphore::MAX_PERMITS)
 }
 
-/// A non-blocking listening socket with `SO_REUSEADDR` (restarts do not wait out
-/// TIME_WAIT).
-fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// `n` non-blocking listening sockets on `addr` with `SO_REUSEADDR` (restarts do not
+/// wait out TIME_WAIT) and, when `n > 1`, `SO_REUSEPORT` so the kernel spreads new
+/// connections over them. Port 0 resolves once; the others bind the chosen port.
+fn bind(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(BACKLOG)?;
-    TcpListener::from_std(socket.into())
+    let mut out: Vec<std::net::TcpListener> = Vec::with_capacity(n);
+    let mut addr = addr;
+    for _ in 0..n.max(1) {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        if n > 1 {
+            socket.set_reuse_port(true)?;
+        }
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(BACKLOG)?;
+        let listener: std::net::TcpListener = socket.into();
+        addr = listener.local_addr()?;
+        out.push(listener);
+    }
+    Ok(out)
 }
 
 async fn stopped(stop: &mut watch::Receiver<bool>) {

@@ -7,7 +7,7 @@
 
 use crate::error::ProxyError;
 use crate::route::{HostMatch, Route, Split};
-use crate::upstream::UpstreamClient;
+use crate::upstream::{ConnPool, ConnRegistry};
 use ballast_core::balance::{Backend, BackendStats, BalanceOptions, Balancer, HashOn};
 use ballast_core::config::{AccessLogFormat, BalancerConfig, Config};
 use http::uri::Authority;
@@ -68,6 +68,8 @@ pub struct Pool {
     pub balancer: Balancer,
     /// `authorities[i]` is where backend `i` is reached.
     pub authorities: Vec<Authority>,
+    /// `conns[i]` holds backend `i`'s idle keep-alive connections.
+    pub conns: Vec<Arc<ConnPool>>,
     /// What consistent hashing hashes.
     pub hash_on: Option<HashOn>,
     /// Cookie affinity.
@@ -106,20 +108,17 @@ pub struct Snapshot {
     pub pools: Vec<Pool>,
     /// Timeouts and limits.
     pub settings: Settings,
-    /// Pooled keep-alive client to upstreams.
-    pub client: UpstreamClient,
 }
 
 impl Snapshot {
-    /// Compiles `balancer` of `config`. `client` is the upstream client to use (the
-    /// caller reuses the previous one when the connect timeout did not change, keeping
-    /// its idle connections).
+    /// Compiles `balancer` of `config`, taking live stats and connection pools of the
+    /// instances from the registries (created when new).
     pub fn build(
         config: &Config,
         balancer: &BalancerConfig,
         registry: &StatsRegistry,
+        conns: &ConnRegistry,
         now: Duration,
-        client: UpstreamClient,
     ) -> Result<Snapshot, ProxyError> {
         let err = |field: String, reason: String| ProxyError::Route {
             balancer: balancer.name.clone(),
@@ -138,7 +137,7 @@ impl Snapshot {
                         let pc = config.pools.iter().find(|p| p.name == arm.pool).ok_or_else(|| {
                             err(format!("route[{ri}].split[{si}].pool"), format!("unknown pool {:?}", arm.pool))
                         })?;
-                        pools.push(build_pool(pc, registry, now).map_err(|(f, r)| {
+                        pools.push(build_pool(pc, registry, conns, now).map_err(|(f, r)| {
                             err(format!("pool {:?}.{f}", pc.name), r)
                         })?);
                         pool_index.insert(pc.name.as_str(), pools.len() - 1);
@@ -174,18 +173,20 @@ impl Snapshot {
             access_log: balancer.access_log,
             https: !balancer.tls.is_empty(),
         };
-        Ok(Snapshot { name: balancer.name.clone(), routes, pools, settings, client })
+        Ok(Snapshot { name: balancer.name.clone(), routes, pools, settings })
     }
 }
 
 fn build_pool(
     pc: &ballast_core::config::PoolConfig,
     registry: &StatsRegistry,
+    conns: &ConnRegistry,
     now: Duration,
 ) -> Result<Pool, (String, String)> {
     let mut backends = Vec::with_capacity(pc.instances.len());
     let mut stats = Vec::with_capacity(pc.instances.len());
     let mut authorities = Vec::with_capacity(pc.instances.len());
+    let mut pools = Vec::with_capacity(pc.instances.len());
     for (i, inst) in pc.instances.iter().enumerate() {
         let authority = Authority::try_from(inst.address.as_str()).map_err(|e| {
             (format!("instance[{i}].address"), format!("{:?} is not host:port ({e})", inst.address))
@@ -194,6 +195,7 @@ fn build_pool(
             return Err((format!("instance[{i}].address"), format!("{:?} has no port", inst.address)));
         }
         authorities.push(authority);
+        pools.push(conns.get_or_create(&inst.address));
         stats.push(registry.get_or_create(&pc.name, &inst.address, now));
         backends.push(Backend {
             id: inst.address.clone(),
@@ -211,6 +213,7 @@ fn build_pool(
         name: pc.name.clone(),
         balancer: Balancer::new(pc.balance, backends, stats, options),
         authorities,
+        conns: pools,
         hash_on: pc.hash_on.clone(),
         sticky: pc.sticky.as_ref().map(|s| Sticky {
             cookie: s.cookie.clone(),
@@ -222,7 +225,6 @@ fn build_pool(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upstream::build_client;
 
     fn parse(toml_text: &str) -> Config {
         toml::from_str(toml_text).expect("test config parses")
@@ -246,7 +248,7 @@ address = "localhost:9002"
 "#;
 
     fn build(cfg: &Config, registry: &StatsRegistry) -> Result<Snapshot, ProxyError> {
-        Snapshot::build(cfg, &cfg.balancers[0], registry, Duration::from_secs(1), build_client(Duration::from_secs(1)))
+        Snapshot::build(cfg, &cfg.balancers[0], registry, &ConnRegistry::new(1), Duration::from_secs(1))
     }
 
     #[test]

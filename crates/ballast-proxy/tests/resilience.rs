@@ -117,3 +117,40 @@ async fn a_slow_upstream_is_504_after_the_response_timeout() {
     assert_eq!(got.status, StatusCode::GATEWAY_TIMEOUT);
     assert!(started.elapsed() >= Duration::from_millis(200));
 }
+
+#[tokio::test]
+async fn a_post_with_a_body_moves_on_when_connecting_fails() {
+    let live = echo("live").await;
+    let dead = dead_addr().await;
+    let (_proxy, addr) = proxy(&simple_config(&[dead, live.addr], "", "")).await;
+    for i in 0..6 {
+        let got = send(addr, Request::post("/").body(full(vec![b'p'; 100 + i])).expect("req")).await;
+        assert_eq!(got.status, StatusCode::OK, "the body was never sent to the dead instance");
+        assert_eq!(got.json()["received"], 100 + i);
+    }
+}
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let b = echo("a").await;
+    let (_proxy, addr) = proxy(&simple_config(&[b.addr], "", "")).await;
+    let client = pooled_client();
+    for _ in 0..50 {
+        let resp = client.request(Request::get(format!("http://{addr}/")).body(empty()).expect("req")).await;
+        assert_eq!(collect(resp.expect("response")).await.status, StatusCode::OK);
+    }
+    assert_eq!(b.accepted.load(Ordering::Relaxed), 1, "sequential requests share one upstream connection");
+    // A response that is not read to the end does not leave a half-read connection in
+    // the pool: the next request still succeeds.
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.expect("hs");
+    let conn = tokio::spawn(conn);
+    let resp = sender.send_request(get("/")).await.expect("head");
+    drop(resp);
+    drop(sender);
+    let _ = conn.await;
+    for _ in 0..5 {
+        assert_eq!(send(addr, get("/")).await.status, StatusCode::OK);
+    }
+}

@@ -30,6 +30,8 @@ pub fn full(b: impl Into<Bytes>) -> TestBody {
 pub struct Backend {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Connections accepted so far.
+    pub accepted: Arc<std::sync::atomic::AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -55,10 +57,13 @@ where
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind backend");
     let addr = listener.local_addr().expect("addr");
     let handler = Arc::new(handler);
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
     let task = tokio::spawn(async move {
         let mut conns = JoinSet::new();
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let handler = handler.clone();
             conns.spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
@@ -72,7 +77,7 @@ where
             });
         }
     });
-    Backend { addr, task }
+    Backend { addr, accepted, task }
 }
 
 /// A backend answering with JSON describing the request: its `name`, method, URI,
