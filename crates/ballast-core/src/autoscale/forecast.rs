@@ -34,6 +34,10 @@
 //!   actually misses by rather than a fixed guess, and a target near the SLO is safe;
 //! - and at least the demand now (`cover_current`, default on), so a jump that history
 //!   did not predict is still met as target tracking would.
+//!
+//! A vote below the current count is counted at 95% of the target (a 5% band), so the
+//! noise of a forecast that sits near a count boundary does not flip the count up and
+//! down every few minutes.
 
 use super::config::yes;
 use super::decision::Recommendation;
@@ -103,6 +107,9 @@ const DAY: i64 = 86_400;
 const WEEK: i64 = 7 * DAY;
 const LEVEL_SPAN: i64 = 3_600;
 const TREND_SPAN: i64 = 900;
+/// A scale-down counts against a target this much lower (relative), so forecast noise
+/// around a count boundary does not flip the count up and down.
+const DOWN_BAND: f64 = 0.05;
 /// Most forecasts kept waiting for their actual (bounds memory at tiny sync intervals).
 const MAX_PENDING: usize = 1_024;
 /// The margin's unit: its state is a whole number of these (exact through JSON).
@@ -354,7 +361,10 @@ pub(crate) fn evaluate(
                 Some(d) => (d, format!(", below the demand now ({}), which is covered", Num(d))),
                 None => (covered, String::new()),
             };
-            let want = ceil_count(need / p.target);
+            let want = match ceil_count(need / p.target) {
+                up_or_hold if up_or_hold >= current => up_or_hold,
+                _ => ceil_count(need / (p.target * (1.0 - DOWN_BAND))).min(current),
+            };
             let reason = format!(
                 "forecast peak {} {} within {} ({method}) + {:.1}% margin{why} at target {}{} → {current} → {want}",
                 p.metric,

@@ -120,8 +120,8 @@ pub const NAMED_POLICIES: [&str; 5] = ["target", "step", "score", "predictive", 
 /// - `step`: +2 above 80%, −1 below 40%;
 /// - `score`: the `web-balanced` template (score 70/30; metrics without data are left out);
 /// - `predictive`: the peak seasonal forecast of cpu demand over the start-up time,
-///   scaled up by its recent 95th-percentile error, at 78%, and never below what the
-///   demand now needs at 78% (see [`PredictivePolicy`]);
+///   scaled up by its recent 95th-percentile error, at 80% (scaling down at 76%), and
+///   never below what the demand now needs (see [`PredictivePolicy`]);
 /// - `hpa`: the Kubernetes HPA: target 70%, tolerance 0.1, 15s sync, no cooldowns, 5m
 ///   scale-down stabilisation, scale-up at most +4 instances or +100% per 15s (the larger),
 ///   reading the latest 15s of cpu.
@@ -143,7 +143,7 @@ pub fn named_policy(name: &str) -> Option<ScalingConfig> {
         "predictive" => {
             // Hotter than reactive tracking: the forecast is smooth, its margin covers
             // its own recent errors, and it never asks for less than the demand now.
-            c.policies.push(PolicyConfig::Predictive(PredictivePolicy::new(MetricKind::Cpu, 78.0)));
+            c.policies.push(PolicyConfig::Predictive(PredictivePolicy::new(MetricKind::Cpu, 80.0)));
         }
         "hpa" => {
             // The HPA reads the current metric each sync, not an average of older ones.

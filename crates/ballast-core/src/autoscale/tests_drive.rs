@@ -81,7 +81,7 @@ fn named_policies_follow_a_ramp_and_come_back_down() {
         // trend forecast (a line through the last 15 minutes) keeps rising for a while
         // after the ramp tops out, and predictive gives that over-provisioning back on
         // the plateau as the line flattens: at most twice, 5 minutes apart (the
-        // scale-down cooldown), e.g. 21 → 18 → 17 at 78%.
+        // scale-down cooldown).
         let flips = r.moves.iter().filter(|(t, d)| (*t < 2400) == (*d == Direction::Down)).count();
         let allowed = if name == "predictive" { 2 } else { 0 };
         assert!(flips <= allowed, "{name}: moves against the load {:?}", r.moves);

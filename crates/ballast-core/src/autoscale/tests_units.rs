@@ -245,6 +245,26 @@ fn predictive_policy_adds_its_margin_when_asked() {
 }
 
 #[test]
+fn predictive_policy_scales_down_only_below_its_band() {
+    // A flat 100 rps, forecast and now; 3 instances. At target 52 two would run at 96%
+    // of it, inside the 5% band: hold. At target 55, 91%: down to 2. Up is not banded:
+    // from 1 instance, target 52 asks for 2.
+    let mut f = Forecaster::new(300);
+    feed(&mut f, 0, DAY, |_| 100.0);
+    let now = at(DAY);
+    let mut w = MetricWindows::new();
+    w.push(MetricKind::Rps, now, 100.0);
+    for (current, target, want) in [(3, 52.0, 3), (3, 55.0, 2), (1, 52.0, 2)] {
+        let p = PredictivePolicy::new(MetricKind::Rps, target);
+        let config = ScalingConfig { policies: vec![PolicyConfig::Predictive(p)], ..ScalingConfig::default() };
+        let mut memory = EngineMemory::new();
+        memory.forecasters.insert(0, f.clone());
+        let d = decide(&PoolState::new(current, current), &config, None, &w, &mut memory, now);
+        assert_eq!(d.recommendations[0].desired, Some(want), "{current} at {target}: {}", d.recommendations[0].reason);
+    }
+}
+
+#[test]
 fn predictive_options_parse_and_older_memory_still_loads() {
     let p: PredictivePolicy =
         serde_json::from_str(r#"{"metric":"rps","target":50,"margin":false,"cover_current":false}"#).expect("parse");
