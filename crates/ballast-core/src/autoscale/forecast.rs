@@ -9,7 +9,9 @@
 //!   carries growth or a quiet week forward); when the history holds the target time one
 //!   season ago but not the hour before now one season ago (the first hour of history
 //!   is exactly one season old), the season's value is taken without the correction;
-//! - with both seasons available the forecast is the mean of the two estimates;
+//! - with both seasons available the forecast is the higher of the two estimates: they
+//!   agree on ordinary days and disagree where the week turns (yesterday was Sunday,
+//!   last week's Monday was busy), where meeting the busier one is what keeps the SLO;
 //! - with less than a day of history, take the slope of a least-squares line through the
 //!   buckets of the last 15 minutes (at least two) and add slope × horizon to the newest
 //!   bucket (trend, anchored at the newest value so that at the top of a ramp it
@@ -21,6 +23,21 @@
 //!
 //! The lead (how far ahead to look) is the policy's `lead`, or the pool's measured
 //! start-up time plus the sync interval, so instances are ready when the load arrives.
+//!
+//! **The vote.** `ceil(need ÷ target)`, where `need` is
+//! - the peak forecast over the whole look-ahead `[now, now + lead]`
+//!   ([`Forecaster::forecast_peak`]: every bucket in between, not only its end), so a
+//!   peak inside the start-up time is met too;
+//! - scaled up by the margin (`margin`, default on): a running estimate of the 95th
+//!   percentile of how far demand came in above the point forecasts made one lead
+//!   earlier ([`Forecaster::margin`]), so the headroom is what this load's forecast
+//!   actually misses by rather than a fixed guess, and a target near the SLO is safe;
+//! - and at least the demand now (`cover_current`, default on), so a jump that history
+//!   did not predict is still met as target tracking would.
+//!
+//! A vote below the current count is counted at 95% of the target (a 5% band), so the
+//! noise of a forecast that sits near a count boundary does not flip the count up and
+//! down every few minutes.
 
 use super::config::yes;
 use super::decision::Recommendation;
@@ -52,6 +69,14 @@ pub struct PredictivePolicy {
     /// Samples averaged for the current demand: those of the last `window`; default 1m.
     #[serde(default = "default_window")]
     pub window: ConfigDuration,
+    /// Scale the forecast up by the recent 95th percentile of how far demand came in
+    /// above the forecasts made for it (the forecast's own uncertainty); default true.
+    #[serde(default = "yes")]
+    pub margin: bool,
+    /// Never ask for fewer instances than the current demand needs at the target, so a
+    /// jump the seasons did not predict is still covered; default true.
+    #[serde(default = "yes")]
+    pub cover_current: bool,
     /// Default true.
     #[serde(default = "yes")]
     pub active: bool,
@@ -71,6 +96,8 @@ impl PredictivePolicy {
             lead: None,
             forecast_only: false,
             window: default_window(),
+            margin: true,
+            cover_current: true,
             active: true,
         }
     }
@@ -80,6 +107,19 @@ const DAY: i64 = 86_400;
 const WEEK: i64 = 7 * DAY;
 const LEVEL_SPAN: i64 = 3_600;
 const TREND_SPAN: i64 = 900;
+/// A scale-down counts against a target this much lower (relative), so forecast noise
+/// around a count boundary does not flip the count up and down.
+const DOWN_BAND: f64 = 0.05;
+/// Most forecasts kept waiting for their actual (bounds memory at tiny sync intervals).
+const MAX_PENDING: usize = 1_024;
+/// The margin's unit: its state is a whole number of these (exact through JSON).
+const MARGIN_UNIT: f64 = 1e-4;
+/// Units an error above the tracked quantile raises it by, and one below lowers it by:
+/// 19 : 1 settles where 5% of errors lie above (the 95th percentile).
+const MARGIN_UP: i32 = 19;
+const MARGIN_DOWN: i32 = 1;
+/// The tracked quantile stays within ±this many units (±100%).
+const MAX_MARGIN_UNITS: i32 = 10_000;
 
 /// Bucketed demand history of one predictive policy; lives in
 /// [`EngineMemory`](super::EngineMemory).
@@ -89,12 +129,26 @@ pub struct Forecaster {
     first: i64,
     buckets: VecDeque<Option<f64>>,
     open: Option<(i64, f64, u32)>,
+    /// Forecasts awaiting their actual demand: `(due, forecast)`, oldest first.
+    #[serde(default)]
+    pending: VecDeque<(i64, f64)>,
+    /// Running estimate of the 95th percentile of `actual ÷ forecast − 1`, in units of
+    /// 0.0001.
+    #[serde(default)]
+    error_p95: i32,
 }
 
 impl Forecaster {
     /// An empty history with buckets of `interval_secs` (at least 1).
     pub fn new(interval_secs: i64) -> Self {
-        Forecaster { interval: interval_secs.max(1), first: 0, buckets: VecDeque::new(), open: None }
+        Forecaster {
+            interval: interval_secs.max(1),
+            first: 0,
+            buckets: VecDeque::new(),
+            open: None,
+            pending: VecDeque::new(),
+            error_p95: 0,
+        }
     }
 
     /// Bucket size in seconds.
@@ -111,10 +165,27 @@ impl Forecaster {
     }
 
     /// Adds one observation of demand at `at`. Observations older than the newest bucket
-    /// and non-finite values are ignored.
+    /// and non-finite values are ignored. The observation is the actual demand of every
+    /// forecast [`expect`](Self::expect)ed for `at` or earlier: their errors are recorded.
     pub fn observe(&mut self, at: DateTime<Utc>, value: f64) {
         if !value.is_finite() {
             return;
+        }
+        let now = at.timestamp();
+        while let Some(&(_, forecast)) = self.pending.front().filter(|p| p.0 <= now) {
+            self.pending.pop_front();
+            if forecast > 0.0 {
+                // In units, rounded up; errors within float rounding of a unit count as it.
+                let units = ((value / forecast - 1.0) / MARGIN_UNIT - 1e-6).ceil();
+                let units = units.clamp(f64::from(-MAX_MARGIN_UNITS), f64::from(MAX_MARGIN_UNITS)) as i32;
+                // An error above the estimate raises it, but never past that error.
+                let q = if units > self.error_p95 {
+                    (self.error_p95 + MARGIN_UP).min(units)
+                } else {
+                    self.error_p95 - MARGIN_DOWN
+                };
+                self.error_p95 = q.clamp(-MAX_MARGIN_UNITS, MAX_MARGIN_UNITS);
+            }
         }
         let b = self.bucket(at);
         match self.open {
@@ -129,6 +200,46 @@ impl Forecaster {
             }
             None => self.open = Some((b, value, 1)),
         }
+    }
+
+    /// Remembers that demand at `due` was forecast as `forecast`; the first observation at
+    /// or after `due` measures the error. Forecasts due before an earlier pending one are
+    /// ignored (time runs forward).
+    pub fn expect(&mut self, due: DateTime<Utc>, forecast: f64) {
+        let due = due.timestamp();
+        if !forecast.is_finite() || self.pending.back().is_some_and(|p| p.0 > due) {
+            return;
+        }
+        self.pending.push_back((due, forecast));
+        if self.pending.len() > MAX_PENDING {
+            self.pending.pop_front();
+        }
+    }
+
+    /// How much to scale a forecast up by: a running estimate of the 95th percentile of
+    /// `actual ÷ forecast − 1` over the forecasts that fell due so far, at least 0 and at
+    /// most 1. Each error moves the estimate (up by 0.0019 when the error is above it, but
+    /// not past the error; down by 0.0001 when not), so it settles where 5% of errors lie
+    /// above it, rises to a lasting change within a few hundred forecasts, and a short
+    /// burst moves it little.
+    pub fn margin(&self) -> f64 {
+        f64::from(self.error_p95.max(0)) * MARGIN_UNIT
+    }
+
+    /// The highest forecast over the whole look-ahead `[now, now + horizon]`: the
+    /// [`forecast`](Self::forecast) at `now`, every `interval` after it (so every bucket
+    /// in between) and at `now + horizon`, with the method of the highest.
+    pub fn forecast_peak(&self, now: DateTime<Utc>, horizon: std::time::Duration) -> Option<(f64, &'static str)> {
+        let step = std::time::Duration::from_secs(self.interval.unsigned_abs());
+        let mut best = self.forecast(now, horizon)?;
+        let mut h = std::time::Duration::ZERO;
+        while h < horizon {
+            if let Some(f) = self.forecast(now, h).filter(|f| f.0 > best.0) {
+                best = f;
+            }
+            h += step;
+        }
+        Some(best)
     }
 
     fn close(&mut self, bucket: i64, mean: f64) {
@@ -181,7 +292,7 @@ impl Forecaster {
             Some(then + level)
         };
         let (estimate, method) = match (seasonal(DAY), seasonal(WEEK)) {
-            (Some(d), Some(w)) => ((d + w) / 2.0, "seasonal daily+weekly"),
+            (Some(d), Some(w)) => (d.max(w), "seasonal daily+weekly"),
             (Some(d), None) => (d, "seasonal daily"),
             (None, Some(w)) => (w, "seasonal weekly"),
             (None, None) => {
@@ -236,15 +347,30 @@ pub(crate) fn evaluate(
         forecaster.observe(ctx.now, d);
     }
     let lead = p.lead.map_or(ctx.state.startup_time + sync, |l| l.0);
-    let rec = match forecaster.forecast(ctx.now, lead) {
+    let margin = if p.margin { forecaster.margin() } else { 0.0 };
+    if let (Some((point, _)), Some(due)) =
+        (forecaster.forecast(ctx.now, lead), TimeDelta::from_std(lead).ok().and_then(|l| ctx.now.checked_add_signed(l)))
+    {
+        forecaster.expect(due, point);
+    }
+    let rec = match forecaster.forecast_peak(ctx.now, lead) {
         None => Recommendation::no_data(idx, KIND, format!("no {} history to forecast from", p.metric)),
         Some((f, method)) => {
-            let want = ceil_count(f / p.target);
+            let covered = f * (1.0 + margin);
+            let (need, why) = match demand.filter(|d| p.cover_current && *d > covered) {
+                Some(d) => (d, format!(", below the demand now ({}), which is covered", Num(d))),
+                None => (covered, String::new()),
+            };
+            let want = match ceil_count(need / p.target) {
+                up_or_hold if up_or_hold >= current => up_or_hold,
+                _ => ceil_count(need / (p.target * (1.0 - DOWN_BAND))).min(current),
+            };
             let reason = format!(
-                "forecast {} {} in {} ({method}) at target {}{} → {current} → {want}",
+                "forecast peak {} {} within {} ({method}) + {:.1}% margin{why} at target {}{} → {current} → {want}",
                 p.metric,
                 Num(f),
                 humantime::format_duration(lead),
+                margin * 100.0,
                 p.metric.show(p.target),
                 per_note(&p.metric)
             );

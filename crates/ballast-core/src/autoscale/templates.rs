@@ -119,7 +119,9 @@ pub const NAMED_POLICIES: [&str; 5] = ["target", "step", "score", "predictive", 
 /// - `target`: target tracking at 70%, defaults otherwise (60s up, 5m down cooldowns);
 /// - `step`: +2 above 80%, −1 below 40%;
 /// - `score`: the `web-balanced` template (score 70/30; metrics without data are left out);
-/// - `predictive`: a seasonal forecast of cpu demand at 70% plus target tracking at 70%;
+/// - `predictive`: the peak seasonal forecast of cpu demand over the start-up time,
+///   scaled up by its recent 95th-percentile error, at 80% (scaling down at 76%), and
+///   never below what the demand now needs (see [`PredictivePolicy`]);
 /// - `hpa`: the Kubernetes HPA: target 70%, tolerance 0.1, 15s sync, no cooldowns, 5m
 ///   scale-down stabilisation, scale-up at most +4 instances or +100% per 15s (the larger),
 ///   reading the latest 15s of cpu.
@@ -139,8 +141,9 @@ pub fn named_policy(name: &str) -> Option<ScalingConfig> {
         })),
         "score" => c.template = Some("web-balanced".to_string()),
         "predictive" => {
-            c.policies.push(PolicyConfig::Predictive(PredictivePolicy::new(MetricKind::Cpu, 70.0)));
-            c.policies.push(target());
+            // Hotter than reactive tracking: the forecast is smooth, its margin covers
+            // its own recent errors, and it never asks for less than the demand now.
+            c.policies.push(PolicyConfig::Predictive(PredictivePolicy::new(MetricKind::Cpu, 80.0)));
         }
         "hpa" => {
             // The HPA reads the current metric each sync, not an average of older ones.

@@ -78,10 +78,12 @@ fn named_policies_follow_a_ramp_and_come_back_down() {
         assert!(end < peak, "{name}: did not scale down after the drop ({peak} → {end})");
         assert!(r.counts.iter().all(|(_, c)| (2..=30).contains(c)), "{name}: bounds broken");
         // Up while load rises or holds, down only after it drops: no oscillation. The
-        // trend forecast over-provisions by slope × lead at the top of the ramp and may
-        // give that back once on the plateau.
+        // trend forecast (a line through the last 15 minutes) keeps rising for a while
+        // after the ramp tops out, and predictive gives that over-provisioning back on
+        // the plateau as the line flattens: at most twice, 5 minutes apart (the
+        // scale-down cooldown).
         let flips = r.moves.iter().filter(|(t, d)| (*t < 2400) == (*d == Direction::Down)).count();
-        let allowed = if name == "predictive" { 1 } else { 0 };
+        let allowed = if name == "predictive" { 2 } else { 0 };
         assert!(flips <= allowed, "{name}: moves against the load {:?}", r.moves);
     }
 }

@@ -45,16 +45,81 @@ fn forecaster_carries_a_level_change() {
 }
 
 #[test]
-fn forecaster_blends_daily_and_weekly() {
-    let mut f = Forecaster::new(300);
-    // Weekdays busy, weekends quiet: the weekly season sees Saturday coming.
+fn forecaster_takes_the_higher_of_daily_and_weekly() {
+    // Weekdays busy, weekends quiet.
     let weekly = |t: i64| if (t / DAY) % 7 >= 5 { 20.0 } else { 200.0 };
+    let hour = std::time::Duration::from_secs(3600);
+    // Sunday 23:49 of the second week: yesterday says 20, last Monday says 200. The
+    // mean (110) would meet Monday's load with half the instances it needs.
+    let mut f = Forecaster::new(300);
+    feed(&mut f, 0, 14 * DAY - 600, weekly);
+    assert_eq!(f.forecast(at(14 * DAY - 660), hour), Some((200.0, "seasonal daily+weekly")));
+    // Friday 23:49: yesterday says 200, last Saturday 20; the higher holds until the
+    // daily level correction has seen the quiet hour.
+    let mut f = Forecaster::new(300);
     feed(&mut f, 0, 12 * DAY - 600, weekly);
-    let now = at(12 * DAY - 660); // Friday 23:49 of the second week
-    let (v, method) = f.forecast(now, std::time::Duration::from_secs(3600)).expect("forecast");
-    assert_eq!(method, "seasonal daily+weekly");
-    // Daily says 200 (Friday), weekly says 20 (last Saturday): the mean.
-    assert!((v - 110.0).abs() < 1.0, "forecast {v}");
+    assert_eq!(f.forecast(at(12 * DAY - 660), hour), Some((200.0, "seasonal daily+weekly")));
+    feed(&mut f, 12 * DAY - 600, 12 * DAY + 3900, weekly);
+    let (v, _) = f.forecast(at(12 * DAY + 3840), hour).expect("forecast");
+    assert!((v - 20.0).abs() < 1e-9, "forecast {v}");
+}
+
+#[test]
+fn the_peak_forecast_covers_the_whole_look_ahead() {
+    // Yesterday 10 minutes at 500 from 09:05 in a day of 100: at 09:00, 20 minutes
+    // ahead is back to 100, but the look-ahead passes through the burst.
+    let mut f = Forecaster::new(300);
+    let burst = |t: i64| if (9 * 3600 + 300..9 * 3600 + 900).contains(&t.rem_euclid(DAY)) { 500.0 } else { 100.0 };
+    feed(&mut f, 0, DAY + 9 * 3600, burst);
+    let (now, ahead) = (at(DAY + 9 * 3600), std::time::Duration::from_secs(1800));
+    let (point, _) = f.forecast(now, ahead).expect("point");
+    let (peak, method) = f.forecast_peak(now, ahead).expect("peak");
+    assert!((point - 100.0).abs() < 1e-9, "point {point}");
+    assert!(peak >= 300.0, "peak {peak}");
+    assert_eq!(method, "seasonal daily");
+    assert_eq!(Forecaster::new(300).forecast_peak(at(0), ahead), None);
+}
+
+#[test]
+fn the_margin_tracks_the_95th_percentile_of_forecast_errors() {
+    let mut f = Forecaster::new(60);
+    assert_eq!(f.margin(), 0.0);
+    // Forecast 100 every 15 s; actual demand cycles through 80, 81, ..., 119: errors
+    // spread evenly over −20% ... +19%, whose 95th percentile is +17%.
+    for i in 0..20_000i64 {
+        let t = 15 * i;
+        f.observe(at(t), 80.0 + (i % 40) as f64);
+        f.expect(at(t + 15), 100.0);
+    }
+    assert!((f.margin() - 0.17).abs() < 0.015, "margin {}", f.margin());
+    // A short burst (5 minutes at double) moves it by at most 20 × 0.0019.
+    let before = f.margin();
+    for i in 20_000..20_020i64 {
+        f.observe(at(15 * i), 200.0);
+        f.expect(at(15 * i + 15), 100.0);
+    }
+    assert!(f.margin() - before <= 0.039, "{before} → {}", f.margin());
+    // Forecasts above the actual drive it to 0, never below.
+    for i in 20_020..40_000i64 {
+        f.observe(at(15 * i), 50.0);
+        f.expect(at(15 * i + 15), 100.0);
+    }
+    assert_eq!(f.margin(), 0.0);
+}
+
+#[test]
+fn forecasts_are_checked_once_in_order_and_bad_ones_are_ignored() {
+    let mut f = Forecaster::new(60);
+    f.expect(at(60), 100.0);
+    f.expect(at(30), 1.0); // due before a pending one: ignored
+    f.expect(at(90), f64::NAN);
+    f.expect(at(90), 0.0); // no relative error of a zero forecast
+    f.observe(at(59), 1000.0); // not due yet
+    assert_eq!(f.margin(), 0.0);
+    f.observe(at(100), 1000.0); // +900% error: up one step, capped by the step size
+    assert!((f.margin() - 0.0019).abs() < 1e-12, "{}", f.margin());
+    f.observe(at(200), 1000.0); // nothing pending any more
+    assert!((f.margin() - 0.0019).abs() < 1e-12, "{}", f.margin());
 }
 
 #[test]
@@ -112,7 +177,7 @@ fn predictive_policy_scales_ahead_of_the_morning() {
     memory.forecasters.insert(0, f.clone());
     let d = decide(&PoolState::new(1, 1), &config, None, &w, &mut memory, now);
     assert_eq!(d.desired, 10, "{}", d.reason);
-    assert!(d.reason.contains("forecast rps 1000 in 10m (seasonal daily)"), "{}", d.reason);
+    assert!(d.reason.contains("forecast peak rps 1000 within 10m (seasonal daily) + 0.0% margin"), "{}", d.reason);
     // forecast_only records the same vote but does not act on it.
     p.forecast_only = true;
     config.policies[0] = PolicyConfig::Predictive(p);
@@ -122,6 +187,96 @@ fn predictive_policy_scales_ahead_of_the_morning() {
     assert_eq!(d.desired, 1, "{}", d.reason);
     assert_eq!(d.recommendations[0].desired, Some(10));
     assert!(!d.recommendations[0].acting && d.recommendations[0].reason.starts_with("forecast only: "));
+}
+
+#[test]
+fn predictive_policy_covers_a_jump_the_seasons_did_not_see() {
+    // A flat day at 100 rps; now, at the same time next day, 500 rps.
+    let mut f = Forecaster::new(300);
+    feed(&mut f, 0, DAY, |_| 100.0);
+    let now = at(DAY);
+    let mut w = MetricWindows::new();
+    w.push(MetricKind::Rps, now, 500.0);
+    let vote = |cover: bool, margin: bool| {
+        let mut p = PredictivePolicy::new(MetricKind::Rps, 100.0);
+        p.cover_current = cover;
+        p.margin = margin;
+        let config = ScalingConfig { policies: vec![PolicyConfig::Predictive(p)], ..ScalingConfig::default() };
+        let mut memory = EngineMemory::new();
+        memory.forecasters.insert(0, f.clone());
+        let d = decide(&PoolState::new(1, 1), &config, None, &w, &mut memory, now);
+        let f = memory.forecasters.get(&0).expect("forecaster");
+        (d.recommendations[0].desired, d.recommendations[0].reason.clone(), f.forecast_peak(now, Duration::from_secs(15)))
+    };
+    let (covered, reason, _) = vote(true, true);
+    assert_eq!(covered, Some(5), "{reason}");
+    assert!(reason.contains("below the demand now (500), which is covered"), "{reason}");
+    // Without the cover the vote is the forecast's: the level correction has seen one
+    // sample of the jump in the last hour, far from all of it.
+    let (forecast_only, reason, peak) = vote(false, true);
+    let (peak, _) = peak.expect("peak");
+    assert!(peak < 200.0, "{peak}");
+    assert_eq!(forecast_only, Some(2), "{reason}");
+    assert!(reason.contains("+ 0.0% margin at target"), "{reason}");
+}
+
+#[test]
+fn predictive_policy_adds_its_margin_when_asked() {
+    // Demand keeps coming in 10% above a flat forecast: the margin grows.
+    let mut f = Forecaster::new(300);
+    feed(&mut f, 0, DAY, |_| 100.0);
+    for i in 0..500 {
+        f.expect(at(DAY + 15 * i), 90.9);
+        f.observe(at(DAY + 15 * i), 100.0);
+    }
+    assert!((f.margin() - 0.1).abs() < 0.002, "{}", f.margin());
+    let now = at(DAY + 15 * 500);
+    let mut w = MetricWindows::new();
+    w.push(MetricKind::Rps, now, 100.0);
+    for (margin, want) in [(true, 2), (false, 1)] {
+        let mut p = PredictivePolicy::new(MetricKind::Rps, 100.0);
+        p.margin = margin;
+        let config = ScalingConfig { policies: vec![PolicyConfig::Predictive(p)], ..ScalingConfig::default() };
+        let mut memory = EngineMemory::new();
+        memory.forecasters.insert(0, f.clone());
+        let d = decide(&PoolState::new(1, 1), &config, None, &w, &mut memory, now);
+        assert_eq!(d.recommendations[0].desired, Some(want), "{}", d.recommendations[0].reason);
+    }
+}
+
+#[test]
+fn predictive_policy_scales_down_only_below_its_band() {
+    // A flat 100 rps, forecast and now; 3 instances. At target 52 two would run at 96%
+    // of it, inside the 5% band: hold. At target 55, 91%: down to 2. Up is not banded:
+    // from 1 instance, target 52 asks for 2.
+    let mut f = Forecaster::new(300);
+    feed(&mut f, 0, DAY, |_| 100.0);
+    let now = at(DAY);
+    let mut w = MetricWindows::new();
+    w.push(MetricKind::Rps, now, 100.0);
+    for (current, target, want) in [(3, 52.0, 3), (3, 55.0, 2), (1, 52.0, 2)] {
+        let p = PredictivePolicy::new(MetricKind::Rps, target);
+        let config = ScalingConfig { policies: vec![PolicyConfig::Predictive(p)], ..ScalingConfig::default() };
+        let mut memory = EngineMemory::new();
+        memory.forecasters.insert(0, f.clone());
+        let d = decide(&PoolState::new(current, current), &config, None, &w, &mut memory, now);
+        assert_eq!(d.recommendations[0].desired, Some(want), "{current} at {target}: {}", d.recommendations[0].reason);
+    }
+}
+
+#[test]
+fn predictive_options_parse_and_older_memory_still_loads() {
+    let p: PredictivePolicy =
+        serde_json::from_str(r#"{"metric":"rps","target":50,"margin":false,"cover_current":false}"#).expect("parse");
+    assert!(!p.margin && !p.cover_current);
+    let p: PredictivePolicy = serde_json::from_str(r#"{"metric":"rps","target":50}"#).expect("parse");
+    assert!(p.margin && p.cover_current, "both default to on");
+    let bad = serde_json::from_str::<PredictivePolicy>(r#"{"metric":"rps","target":50,"margin":"yes"}"#);
+    assert!(bad.is_err_and(|e| e.to_string().contains("expected a boolean")));
+    // A forecaster saved before the margin existed.
+    let old = r#"{"interval":300,"first":0,"buckets":[100.0],"open":null}"#;
+    let f: Forecaster = serde_json::from_str(old).expect("older forecaster");
+    assert_eq!(f.margin(), 0.0);
 }
 
 #[test]
@@ -304,3 +459,5 @@ fn extreme_times_do_not_panic() {
         }
     }
 }
+
+

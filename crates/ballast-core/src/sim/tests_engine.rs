@@ -56,8 +56,10 @@ fn on_the_diurnal_trace_predictive_beats_target_tracking_on_slo_minutes_within_1
     let sc = scenario(DIURNAL, ReplicaModel::default());
     let target = run_named(&sc, "target", &[]);
     let predictive = run_named(&sc, "predictive", &[]);
-    // Measured: target 4919.9 replica-hours with 1.0 SLO minute (the load jumps 33% at
-    // the Monday midnight of week two); predictive 4963.1 with 0.
+    // Measured: target 4919.9 replica-hours with 1.0 SLO minute (the load jumps ~30% at
+    // the first weekday midnight after the weekend, day 7, which no reactive policy can
+    // meet within the 60 s start-up); predictive 4640.8 with 0: the weekly season sees
+    // the jump coming.
     assert!(
         predictive.slo_violation_minutes < target.slo_violation_minutes,
         "predictive {} SLO minutes vs target {}",
@@ -70,6 +72,27 @@ fn on_the_diurnal_trace_predictive_beats_target_tracking_on_slo_minutes_within_1
         predictive.replica_hours,
         target.replica_hours
     );
+}
+
+/// The target T1: on the diurnal trace the best named policy bills at most
+/// 1.15× the oracle's replica-hours with SLO-violation minutes at most 1% of the trace,
+/// and predictive is such a policy.
+#[test]
+fn on_the_diurnal_trace_a_named_policy_is_within_1_15x_of_the_oracle_inside_the_slo() {
+    let sc = scenario(DIURNAL, ReplicaModel::default());
+    let allowed_minutes = 0.01 * sc.trace().duration_s() / 60.0;
+    let within = |r: &PolicyReport| r.slo_violation_minutes <= allowed_minutes;
+    let reports: Vec<PolicyReport> = NAMED_POLICIES.iter().map(|n| run_named(&sc, n, &[])).collect();
+    let best = reports
+        .iter()
+        .filter(|r| within(r))
+        .min_by(|a, b| a.ratio_to_oracle.total_cmp(&b.ratio_to_oracle))
+        .unwrap_or_else(|| panic!("no named policy within the SLO: {reports:?}"));
+    // Measured: predictive 1.142× with 0 SLO minutes; target and hpa 1.21×.
+    assert!(best.ratio_to_oracle <= 1.15, "best {} at {:.3}×", best.name, best.ratio_to_oracle);
+    let predictive = reports.iter().find(|r| r.name == "predictive").unwrap_or_else(|| panic!("predictive"));
+    assert!(within(predictive), "{} SLO minutes > {allowed_minutes}", predictive.slo_violation_minutes);
+    assert!(predictive.ratio_to_oracle <= 1.15, "predictive at {:.3}×", predictive.ratio_to_oracle);
 }
 
 /// `(t, billed)` at every change of the billed count.
