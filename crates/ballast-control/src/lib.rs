@@ -1,7 +1,8 @@
-//! ballast-control: the control plane's edges.
+//! ballast-control: the control plane.
 //!
-//! Today this is local process supervision ([`process`]): the `process` provider's way to
-//! start a replica, learn its address, and stop it (SIGTERM, grace, SIGKILL) without ever
-//! leaving an orphan behind. The controller loop and metric sources build on it.
+//! - [`process`]: local process supervision (spawn in a process group, learn the address,
+//!   stop with SIGTERM → grace → SIGKILL, never leave an orphan).
+//! - [`metrics`]: bounded metric windows and the collectors that fill them.
 
+pub mod metrics;
 pub mod process;

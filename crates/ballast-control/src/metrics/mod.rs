@@ -1,0 +1,8 @@
+//! Metric collection for the controller: bounded windows ([`windows`]) and the
+//! collectors that fill them: the proxy's live backend stats ([`proxy`]), the /proc and
+//! cgroup v2 figures of a process tree ([`procfs`]), and Prometheus instant queries
+//! ([`prometheus`]).
+
+pub mod windows;
+
+pub use windows::{PoolWindows, WindowConfig};
