@@ -3,6 +3,8 @@
 //! cgroup v2 figures of a process tree ([`procfs`]), and Prometheus instant queries
 //! ([`prometheus`]).
 
+pub mod procfs;
+pub mod proxy;
 pub mod windows;
 
 pub use windows::{PoolWindows, WindowConfig};
