@@ -4,6 +4,7 @@
 //! ([`prometheus`]).
 
 pub mod procfs;
+pub mod prometheus;
 pub mod proxy;
 pub mod windows;
 
