@@ -19,6 +19,7 @@ pub mod process;
 pub mod static_list;
 
 
+pub use exec::ExecProvider;
 pub use fake::FakeProvider;
 pub use process::ProcessProvider;
 pub use static_list::StaticProvider;
