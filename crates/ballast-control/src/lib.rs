@@ -5,6 +5,7 @@
 //! - [`metrics`]: bounded metric windows and the collectors that fill them.
 //! - [`provider`]: the `Provider` trait: static, process, exec and a test double.
 
+pub mod controller;
 pub mod lifecycle;
 pub mod metrics;
 pub mod process;
