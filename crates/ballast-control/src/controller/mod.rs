@@ -31,6 +31,8 @@ pub mod probe;
 pub mod seam;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_real;
 
 pub use events::{ControlEvent, EventKind, EventLog};
 pub use probe::{HttpProbe, Probe, TcpProbe};

@@ -1,0 +1,143 @@
+//! The controller with real parts: the process provider starting python3 http.server
+//! replicas, HTTP probes, and a real `ProxyServer` whose membership the controller
+//! changes through [`seam::ProxySeam`]. Real time, bounded polling.
+
+use super::seam::ProxySeam;
+use super::tests::{scaling, ScriptedFeed};
+use super::*;
+use crate::provider::logs::LogPolicy;
+use crate::provider::ProcessProvider;
+use ballast_core::config::{ConfigDuration, PortRange, ProcessProvider as ProcessConfig};
+use ballast_proxy::{AccessLog, ProxyServer};
+use std::path::{Path, PathBuf};
+use tokio::time::Instant;
+
+const CONFIG: &str = r#"
+[[balancer]]
+name = "front"
+listen = "127.0.0.1:0"
+[[balancer.route]]
+path_prefix = "/"
+split = [{ pool = "web" }]
+
+[[pool]]
+name = "web"
+[pool.provider]
+kind = "process"
+command = "python3"
+"#;
+
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ballast-ctl-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// python3 http.server on `{port}`, its pid written to `<dir>/<port>.pid`.
+fn replica(dir: &Path) -> ProcessConfig {
+    ProcessConfig {
+        command: "/bin/sh".into(),
+        args: vec![
+            "-c".into(),
+            "echo $$ > \"$PWD/$1.pid\"; exec python3 -m http.server \"$1\" --bind 127.0.0.1".into(),
+            "sh".into(),
+            "{port}".into(),
+        ],
+        env: Default::default(),
+        working_dir: Some(dir.display().to_string()),
+        grace_period: ConfigDuration(Duration::from_secs(5)),
+        port_range: PortRange { start: 32_000, end: 32_999 },
+    }
+}
+
+async fn get(front: std::net::SocketAddr) -> Result<u16, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(front).await.map_err(|e| e.to_string())?;
+    s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await.map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out);
+    text.get(9..12).and_then(|c| c.parse().ok()).ok_or_else(|| format!("bad answer {text:?}"))
+}
+
+async fn until(handle: &PoolHandle, secs: u64, what: &str, f: impl Fn(&PoolView) -> bool) -> PoolView {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = handle.view();
+        assert!((1..=4).contains(&v.target), "target {} left [1, 4]", v.target);
+        if f(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {secs}s; {v:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await; // poll interval
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    // a zombie awaiting its reaper counts as gone
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_replicas_scale_heal_drain_and_clean_up() {
+    let dir = temp("real");
+    let config = ballast_core::config::parse(CONFIG).expect("config");
+    let server = Arc::new(ProxyServer::start(&config, AccessLog::off()).expect("proxy"));
+    let front = server.local_addr("front").expect("front");
+    let seam = Arc::new(ProxySeam::new(server.clone(), config));
+    let load = Arc::new(Mutex::new(0.0));
+    let events = EventLog::new(1000);
+    let settings = Settings { tick: Duration::from_millis(200), ..Settings::default() };
+    let handle = PoolHandle::spawn(PoolSpec {
+        name: "web".into(),
+        scaling: scaling(1, 4, Duration::from_secs(1)),
+        cost: None,
+        provider: Arc::new(ProcessProvider::new("web", replica(&dir), LogPolicy::in_dir(dir.join("logs")))),
+        probe: Arc::new(HttpProbe::new("/", Duration::from_secs(2))),
+        feed: ScriptedFeed::new(load.clone()),
+        membership: seam.clone(),
+        stats: Some(seam.clone()),
+        settings,
+        events: events.clone(),
+    });
+    until(&handle, 30, "one ready replica", |v| v.count(Phase::Ready) == 1).await;
+    assert_eq!(get(front).await, Ok(200), "served through the proxy");
+
+    *load.lock().expect("load") = 25.0;
+    let v = until(&handle, 30, "three ready", |v| v.count(Phase::Ready) == 3).await;
+    let s = v.startup.expect("start-up measured");
+    assert!(s.count >= 3 && s.max < Duration::from_secs(30), "{s:?}");
+    for _ in 0..6 {
+        assert_eq!(get(front).await, Ok(200));
+    }
+
+    // SIGKILL one replica: the exit is seen and a successor starts
+    let victim = v.instances[1].clone();
+    let port = victim.address.as_deref().and_then(|a| a.rsplit_once(':')).map(|(_, p)| p.to_string()).expect("port");
+    let pid: i32 = std::fs::read_to_string(dir.join(format!("{port}.pid"))).expect("pid").trim().parse().expect("pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).expect("kill");
+    until(&handle, 30, "replaced", |v| v.count(Phase::Ready) == 3 && v.instances.iter().all(|i| i.id != victim.id)).await;
+    let replaced: Vec<_> = events.snapshot().into_iter().filter(|e| e.kind == EventKind::Replace).collect();
+    assert_eq!(replaced[0].reason, format!("{}: exited (signal: 9 (SIGKILL))", victim.id));
+
+    let pids: Vec<i32> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".pid"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
+        .collect();
+    *load.lock().expect("load") = 0.0;
+    until(&handle, 30, "back to one", |v| v.instances.len() == 1 && v.target == 1).await;
+    assert_eq!(get(front).await, Ok(200));
+    let stopped = events.snapshot().into_iter().filter(|e| e.kind == EventKind::Stopped).count();
+    assert_eq!(stopped, 2);
+
+    handle.shutdown().await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while pids.iter().any(|p| alive(*p)) {
+        assert!(Instant::now() < deadline, "replicas outlived the controller");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
