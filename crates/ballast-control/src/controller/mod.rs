@@ -41,7 +41,7 @@ use crate::lifecycle::{Phase, StartupSummary};
 use crate::metrics::proxy::{ProxySampler, StatsLookup};
 use crate::metrics::PoolWindows;
 use crate::provider::Provider;
-use ballast_core::autoscale::{CostConfig, MetricSource, ScalingConfig};
+use ballast_core::autoscale::{CostConfig, MetricKind, MetricSource, ScalingConfig};
 use chrono::{DateTime, Utc};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -70,20 +70,28 @@ pub struct ProxyFeed {
     clock: Arc<dyn Fn() -> Duration + Send + Sync>,
     sampler: ProxySampler,
     windows: PoolWindows,
+    keep: Option<Vec<MetricKind>>,
 }
 
 impl ProxyFeed {
     /// Samples through `lookup`; `clock` gives the time base the stats' EWMA is kept on
-    /// (the proxy's `clock().now()`).
+    /// (the proxy's `clock().now()`). Records every proxy metric.
     pub fn new(lookup: Arc<dyn StatsLookup>, clock: Arc<dyn Fn() -> Duration + Send + Sync>) -> Self {
-        ProxyFeed { lookup, clock, sampler: ProxySampler::new(), windows: PoolWindows::new(Default::default()) }
+        ProxyFeed { lookup, clock, sampler: ProxySampler::new(), windows: PoolWindows::new(Default::default()), keep: None }
+    }
+
+    /// Records only `metrics` (those the pool's policies read), to keep windows small.
+    pub fn only(mut self, metrics: Vec<MetricKind>) -> Self {
+        self.keep = Some(metrics);
+        self
     }
 }
 
 impl MetricFeed for ProxyFeed {
     fn refresh(&mut self, pool: &str, ready: &[String], _now: Duration, wall: DateTime<Utc>) {
         let sample = self.sampler.sample(self.lookup.as_ref(), pool, ready, (self.clock)());
-        sample.record(&mut self.windows, wall);
+        let keep = &self.keep;
+        sample.record_only(&mut self.windows, wall, |m| keep.as_ref().is_none_or(|k| k.contains(m)));
     }
     fn source(&self) -> &dyn MetricSource {
         &self.windows

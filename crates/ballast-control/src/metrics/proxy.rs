@@ -56,11 +56,18 @@ impl PoolSample {
     /// Pushes the pool figures into `windows` at `at`: rps, concurrency, error rate and
     /// (when known) `custom:latency-ewma`.
     pub fn record(&self, windows: &mut PoolWindows, at: DateTime<Utc>) {
-        windows.push(MetricKind::Rps, at, self.rps);
-        windows.push(MetricKind::Concurrency, at, self.concurrency);
-        windows.push(MetricKind::ErrorRate, at, self.error_rate);
-        if let Some(l) = self.latency_ms {
-            windows.push(MetricKind::Custom(LATENCY_EWMA.into()), at, l);
+        self.record_only(windows, at, |_| true);
+    }
+
+    /// Like [`record`](Self::record), keeping only the metrics `keep` accepts (a pool
+    /// needs windows only for what its policies read: memory stays small).
+    pub fn record_only(&self, windows: &mut PoolWindows, at: DateTime<Utc>, keep: impl Fn(&MetricKind) -> bool) {
+        let latency = self.latency_ms.map(|l| (MetricKind::Custom(LATENCY_EWMA.into()), l));
+        let all = [(MetricKind::Rps, self.rps), (MetricKind::Concurrency, self.concurrency), (MetricKind::ErrorRate, self.error_rate)];
+        for (metric, v) in all.into_iter().chain(latency) {
+            if keep(&metric) {
+                windows.push(metric, at, v);
+            }
         }
     }
 }
@@ -180,6 +187,9 @@ mod tests {
         let mut w = PoolWindows::new(Default::default());
         sample.record(&mut w, ballast_core::autoscale::at_epoch_millis(0));
         assert_eq!(w.raw_len(&MetricKind::Custom(LATENCY_EWMA.into())), 1);
+        let mut only = PoolWindows::new(Default::default());
+        sample.record_only(&mut only, ballast_core::autoscale::at_epoch_millis(0), |m| *m == MetricKind::Concurrency);
+        assert_eq!((only.raw_len(&MetricKind::Concurrency), only.raw_len(&MetricKind::Rps)), (1, 0));
         assert!(s.sample(&map, "other", &addrs, Duration::from_secs(2)).instances.is_empty());
     }
 
