@@ -40,7 +40,7 @@ fn main() {
     // fill: 25 h of samples at the interval, so both rings are full
     let rounds_to_fill = 25 * 3600 / INTERVAL_S;
     let mut t = 0i64;
-    let mut round = |t: i64, pools: &mut Vec<(PoolWindows, ProxySampler, EngineMemory)>, decide_too: bool| {
+    let round = |t: i64, pools: &mut Vec<(PoolWindows, ProxySampler, EngineMemory)>, decide_too: bool| {
         for s in lookup.0.values() {
             s.requests.fetch_add(150, Relaxed);
             s.in_flight.store((t % 17) as u32, Relaxed);

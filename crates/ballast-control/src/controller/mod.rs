@@ -39,6 +39,7 @@ pub use probe::{HttpProbe, Probe, TcpProbe};
 
 use crate::lifecycle::{Phase, StartupSummary};
 use crate::metrics::proxy::{ProxySampler, StatsLookup};
+use crate::metrics::resources::ResourceSampler;
 use crate::metrics::PoolWindows;
 use crate::provider::Provider;
 use ballast_core::autoscale::{CostConfig, MetricKind, MetricSource, ScalingConfig};
@@ -59,25 +60,29 @@ pub trait MetricFeed: Send {
     /// Takes a sample now; `ready` lists the ready instances' addresses, `now` is the
     /// controller's monotonic time and `wall` the matching UTC time.
     fn refresh(&mut self, pool: &str, ready: &[String], now: Duration, wall: DateTime<Utc>);
+    /// Samples CPU and memory of the ready instances' process groups (local process
+    /// trees only); default: nothing.
+    fn refresh_resources(&mut self, _groups: &[u32], _now: Duration, _wall: DateTime<Utc>) {}
     /// The windows the engine reads.
     fn source(&self) -> &dyn MetricSource;
 }
 
 /// The live feed: samples the proxy's backend stats (rps, concurrency, error rate,
-/// EWMA latency) into bounded windows.
+/// EWMA latency) and the CPU and memory of local process instances into bounded windows.
 pub struct ProxyFeed {
     lookup: Arc<dyn StatsLookup>,
     clock: Arc<dyn Fn() -> Duration + Send + Sync>,
     sampler: ProxySampler,
     windows: PoolWindows,
     keep: Option<Vec<MetricKind>>,
+    resources: ResourceSampler,
 }
 
 impl ProxyFeed {
     /// Samples through `lookup`; `clock` gives the time base the stats' EWMA is kept on
     /// (the proxy's `clock().now()`). Records every proxy metric.
     pub fn new(lookup: Arc<dyn StatsLookup>, clock: Arc<dyn Fn() -> Duration + Send + Sync>) -> Self {
-        ProxyFeed { lookup, clock, sampler: ProxySampler::new(), windows: PoolWindows::new(Default::default()), keep: None }
+        ProxyFeed { lookup, clock, sampler: ProxySampler::new(), windows: PoolWindows::new(Default::default()), keep: None, resources: ResourceSampler::new() }
     }
 
     /// Records only `metrics` (those the pool's policies read), to keep windows small.
@@ -92,6 +97,16 @@ impl MetricFeed for ProxyFeed {
         let sample = self.sampler.sample(self.lookup.as_ref(), pool, ready, (self.clock)());
         let keep = &self.keep;
         sample.record_only(&mut self.windows, wall, |m| keep.as_ref().is_none_or(|k| k.contains(m)));
+    }
+    fn refresh_resources(&mut self, groups: &[u32], now: Duration, wall: DateTime<Utc>) {
+        let Some(r) = self.resources.sample(groups, now) else { return };
+        let kept = |m: &MetricKind| self.keep.as_ref().is_none_or(|k| k.contains(m));
+        if let Some(cpu) = r.cpu_percent.filter(|_| kept(&MetricKind::Cpu)) {
+            self.windows.push(MetricKind::Cpu, wall, cpu);
+        }
+        if kept(&MetricKind::Memory) {
+            self.windows.push(MetricKind::Memory, wall, r.memory_percent);
+        }
     }
     fn source(&self) -> &dyn MetricSource {
         &self.windows

@@ -108,6 +108,15 @@ impl PoolTask {
         let ready: Vec<String> = self.addresses(&[Phase::Ready]);
         let wall = self.wall(now);
         self.spec.feed.refresh(&self.spec.name, &ready, now, wall);
+        let groups: Vec<u32> = self
+            .members
+            .iter()
+            .filter(|m| m.life.phase == Phase::Ready)
+            .filter_map(|m| self.spec.provider.process_group(&m.life.id))
+            .collect();
+        if !groups.is_empty() {
+            self.spec.feed.refresh_resources(&groups, now, wall);
+        }
         if self.evaluation_due(now, wall) {
             self.evaluate(now);
         }

@@ -3,6 +3,7 @@
 //! changes through [`seam::ProxySeam`]. Real time, bounded polling.
 
 use super::seam::ProxySeam;
+use ballast_core::autoscale::MetricKind;
 use super::tests::{scaling, ScriptedFeed};
 use super::*;
 use crate::provider::logs::LogPolicy;
@@ -35,7 +36,8 @@ fn temp(name: &str) -> PathBuf {
 }
 
 /// python3 http.server on `{port}`, its pid written to `<dir>/<port>.pid`.
-fn replica(dir: &Path) -> ProcessConfig {
+/// Each test gets its own port range: tests run in parallel.
+fn replica(dir: &Path, first_port: u16) -> ProcessConfig {
     ProcessConfig {
         command: "/bin/sh".into(),
         args: vec![
@@ -47,7 +49,7 @@ fn replica(dir: &Path) -> ProcessConfig {
         env: Default::default(),
         working_dir: Some(dir.display().to_string()),
         grace_period: ConfigDuration(Duration::from_secs(5)),
-        port_range: PortRange { start: 32_000, end: 32_999 },
+        port_range: PortRange { start: first_port, end: first_port + 499 },
     }
 }
 
@@ -93,7 +95,7 @@ async fn real_replicas_scale_heal_drain_and_clean_up() {
         name: "web".into(),
         scaling: scaling(1, 4, Duration::from_secs(1)),
         cost: None,
-        provider: Arc::new(ProcessProvider::new("web", replica(&dir), LogPolicy::in_dir(dir.join("logs")))),
+        provider: Arc::new(ProcessProvider::new("web", replica(&dir, 32_000), LogPolicy::in_dir(dir.join("logs")))),
         probe: Arc::new(HttpProbe::new("/", Duration::from_secs(2))),
         feed: ScriptedFeed::new(load.clone()),
         membership: seam.clone(),
@@ -139,5 +141,50 @@ async fn real_replicas_scale_heal_drain_and_clean_up() {
         assert!(Instant::now() < deadline, "replicas outlived the controller");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The live feed over a real proxy and a real replica: request counters become rps,
+/// the replica's process group gives memory (and CPU once two readings exist).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_feed_reads_proxy_stats_and_process_resources() {
+    use crate::provider::Provider;
+    let dir = temp("feed");
+    let config = ballast_core::config::parse(CONFIG).expect("config");
+    let server = Arc::new(ProxyServer::start(&config, AccessLog::off()).expect("proxy"));
+    let front = server.local_addr("front").expect("front");
+    let seam = Arc::new(ProxySeam::new(server.clone(), config));
+    let provider = ProcessProvider::new("web", replica(&dir, 32_500), LogPolicy::in_dir(dir.join("logs")));
+    let i = provider.create().await.expect("create");
+    let probe = HttpProbe::new("/", Duration::from_secs(2));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !probe.check(&i.address).await {
+        assert!(Instant::now() < deadline, "replica never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await; // poll interval
+    }
+    seam.set("web", std::slice::from_ref(&i.address)).expect("membership");
+    let mut feed = ProxyFeed::new(seam.clone(), seam.clock());
+    let origin = Instant::now();
+    let group = provider.process_group(&i.id).expect("a local process");
+    let tick = |feed: &mut ProxyFeed| {
+        let now = origin.elapsed();
+        let wall = Utc::now();
+        feed.refresh("web", std::slice::from_ref(&i.address), now, wall);
+        feed.refresh_resources(&[group], now, wall);
+        wall
+    };
+    tick(&mut feed);
+    for _ in 0..5 {
+        assert_eq!(get(front).await, Ok(200));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await; // let time pass between two counter readings
+    let wall = tick(&mut feed);
+    let from = wall - chrono::Duration::seconds(60);
+    let rps = feed.source().summary(&MetricKind::Rps, from, wall).expect("rps");
+    assert!(rps.latest > 0.0, "{rps:?}");
+    let mem = feed.source().summary(&MetricKind::Memory, from, wall).expect("memory");
+    assert!(mem.latest > 0.0 && mem.latest < 100.0, "{mem:?}");
+    assert!(feed.source().summary(&MetricKind::Cpu, from, wall).is_some(), "two readings give a CPU rate");
+    provider.destroy(&i.id).await.expect("destroy");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,6 +6,7 @@
 pub mod procfs;
 pub mod prometheus;
 pub mod proxy;
+pub mod resources;
 pub mod windows;
 
 pub use windows::{PoolWindows, WindowConfig};

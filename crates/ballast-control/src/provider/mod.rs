@@ -111,6 +111,11 @@ pub trait Provider: Send + Sync {
     fn take_exits(&self) -> Vec<Exit> {
         Vec::new()
     }
+    /// The process group of instance `id` when it is a local process tree (for CPU and
+    /// memory figures); default None.
+    fn process_group(&self, _id: &str) -> Option<u32> {
+        None
+    }
 }
 
 /// Checks an instance reported by a provider: a non-empty printable id of at most 256

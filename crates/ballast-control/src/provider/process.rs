@@ -24,6 +24,7 @@ type StopReply = oneshot::Sender<String>;
 struct Running {
     instance: Instance,
     port: u16,
+    pid: u32,
     stop: oneshot::Sender<(Duration, StopReply)>,
 }
 
@@ -93,7 +94,8 @@ impl ProcessProvider {
         s.reserved.retain(|p| *p != port);
         let (child, instance) = started?;
         let (stop_tx, stop_rx) = oneshot::channel();
-        s.running.insert(id.clone(), Running { instance: instance.clone(), port, stop: stop_tx });
+        let pid = child.pid();
+        s.running.insert(id.clone(), Running { instance: instance.clone(), port, pid, stop: stop_tx });
         tokio::spawn(watch(child, id, stop_rx, self.state.clone(), self.config.grace_period.0));
         Ok(instance)
     }
@@ -192,6 +194,9 @@ impl Provider for ProcessProvider {
     }
     fn take_exits(&self) -> Vec<Exit> {
         std::mem::take(&mut lock(&self.state).exits)
+    }
+    fn process_group(&self, id: &str) -> Option<u32> {
+        lock(&self.state).running.get(id).map(|r| r.pid)
     }
 }
 

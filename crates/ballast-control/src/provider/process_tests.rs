@@ -93,6 +93,7 @@ async fn exits_and_sigkills_are_reported_as_crashes() {
         std::fs::read_to_string(dir.join(format!("{port}.pid"))).ok()?.trim().parse().ok()
     })
     .await;
+    assert_eq!(p.process_group(&i.id), u32::try_from(pid).ok(), "the shell execs sleep: same pid");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).expect("kill");
     let exits = until(10, "the exit to be seen", || Some(p.take_exits()).filter(|e| !e.is_empty())).await;
     assert_eq!(exits[0].id, i.id);
