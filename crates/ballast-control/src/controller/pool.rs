@@ -32,6 +32,8 @@ pub(super) struct PoolTask {
     last_eval_concurrency: f64,
     last_decision: Option<String>,
     applied: Option<Vec<String>>,
+    /// The last membership error, so a lasting one is logged once, not every tick.
+    membership_error: Option<String>,
     origin: Instant,
     wall0: DateTime<Utc>,
 }
@@ -53,6 +55,7 @@ impl PoolTask {
             last_eval_concurrency: 0.0,
             last_decision: None,
             applied: None,
+            membership_error: None,
             origin: Instant::now(),
             wall0: Utc::now(),
         }
@@ -216,6 +219,7 @@ impl PoolTask {
     /// Creates up to the target (with backoff) or drains the surplus.
     async fn reconcile(&mut self, now: Duration) {
         while self.live() < self.target && now >= self.retry_at {
+            let before = self.live();
             let mut life = Instance::pending("(pending)", now);
             match self.spec.provider.create().await {
                 Ok(created) => {
@@ -226,7 +230,8 @@ impl PoolTask {
                     if let PoolStatus::Error { cause } = std::mem::replace(&mut self.status, PoolStatus::Ok) {
                         self.event(now, EventKind::Recovered, format!("provider works again (was: {cause})"), "pool ok".into());
                     }
-                    self.event(now, EventKind::Created, format!("{} below target", self.live() - 1), format!("{} at {}", created.id, created.address));
+                    let reason = format!("{before} live instances, target {}", self.target);
+                    self.event(now, EventKind::Created, reason, format!("{} at {}", created.id, created.address));
                 }
                 Err(e) => {
                     self.provider_failed(now, "create", e);
@@ -319,8 +324,14 @@ impl PoolTask {
                     }
                 }
                 self.applied = Some(addrs);
+                self.membership_error = None;
             }
-            Err(e) => self.event(now, EventKind::MembershipError, e, "will retry next tick".into()),
+            Err(e) => {
+                if self.membership_error.as_ref() != Some(&e) {
+                    self.event(now, EventKind::MembershipError, e.clone(), "retrying every tick".into());
+                }
+                self.membership_error = Some(e);
+            }
         }
     }
 

@@ -239,3 +239,37 @@ async fn exited_and_unhealthy_instances_are_replaced_with_a_reason() {
     assert!(r.provider.calls().contains(&format!("destroy {}", b.id)));
     r.handle.shutdown().await;
 }
+
+/// Refuses every membership change.
+struct Refusing;
+
+impl Membership for Refusing {
+    fn set(&self, pool: &str, _addresses: &[String]) -> Result<(), String> {
+        Err(format!("proxy reload for pool {pool}: refused"))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lasting_membership_error_is_logged_once_and_instances_still_start() {
+    let events = EventLog::new(100);
+    let handle = PoolHandle::spawn(PoolSpec {
+        name: "web".into(),
+        scaling: scaling(1, 2, Duration::from_secs(15)),
+        cost: None,
+        provider: Arc::new(FakeProvider::new()),
+        probe: Arc::new(Scripted::default()),
+        feed: ScriptedFeed::new(Arc::new(Mutex::new(0.0))),
+        membership: Arc::new(Refusing),
+        stats: None,
+        settings: Settings::default(),
+        events: events.clone(),
+    });
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(handle.view().count(Phase::Ready), 1);
+    let errors = kinds(&events, EventKind::MembershipError);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].reason, "proxy reload for pool web: refused");
+    let created = &kinds(&events, EventKind::Created)[0];
+    assert_eq!(created.reason, "0 live instances, target 1");
+    handle.shutdown().await;
+}

@@ -188,3 +188,57 @@ async fn the_live_feed_reads_proxy_stats_and_process_resources() {
     provider.destroy(&i.id).await.expect("destroy");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The acceptance case with a real command: the exec provider's create script exits 1
+/// (its "broken" switch), the controller backs off exponentially, shows `error` with the
+/// script's message, and recovers once the script is fixed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_create_script_backs_off_errors_and_recovers_when_fixed() {
+    use crate::provider::ExecProvider;
+    use ballast_core::config::ExecProvider as ExecConfig;
+    let state = temp("exec-ctl");
+    std::fs::write(state.join("broken"), "").expect("break the script");
+    let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/scripts");
+    let env = format!("STATE={}", state.display());
+    let provider = ExecProvider::new("api", ExecConfig {
+        create: format!("{env} {}", scripts.join("exec-create.sh").display()),
+        destroy: format!("{env} {}", scripts.join("exec-destroy.sh").display()),
+        list: None,
+        timeout: ConfigDuration(Duration::from_secs(30)),
+    });
+    let events = EventLog::new(1000);
+    let membership = Arc::new(super::tests::Recorded::default());
+    let settings = Settings { tick: Duration::from_millis(50), retry_initial: Duration::from_millis(100), ..Settings::default() };
+    let handle = PoolHandle::spawn(PoolSpec {
+        name: "api".into(),
+        scaling: scaling(1, 4, Duration::from_secs(15)),
+        cost: None,
+        provider: Arc::new(provider),
+        probe: Arc::new(HttpProbe::new("/", Duration::from_secs(2))),
+        feed: ScriptedFeed::new(Arc::new(Mutex::new(0.0))),
+        membership: membership.clone(),
+        stats: None,
+        settings,
+        events: events.clone(),
+    });
+    let v = until(&handle, 30, "error state", |v| matches!(v.status, PoolStatus::Error { .. })).await;
+    let PoolStatus::Error { cause } = v.status else { unreachable!() };
+    assert!(cause.starts_with("create failed 3 times in a row: create failed:"), "{cause}");
+    let message = format!("exit status: 1: quota exceeded (test: {} exists)", state.join("broken").display());
+    assert!(cause.ends_with(&message), "{cause}");
+    let retries: Vec<String> = events.snapshot().into_iter().filter(|e| e.kind == EventKind::ProviderError).map(|e| e.outcome).take(3).collect();
+    assert_eq!(retries, ["attempt 1, retry in 100ms", "attempt 2, retry in 200ms", "attempt 3, retry in 400ms"]);
+
+    std::fs::remove_file(state.join("broken")).expect("fix the script");
+    let v = until(&handle, 30, "recovered and ready", |v| v.status == PoolStatus::Ok && v.count(Phase::Ready) == 1).await;
+    assert_eq!(membership.of("api"), vec![v.instances[0].address.clone().expect("address")]);
+    assert_eq!(events.snapshot().iter().filter(|e| e.kind == EventKind::Recovered).count(), 1);
+    let address = v.instances[0].address.clone().expect("address");
+    handle.shutdown().await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(&address).is_ok() {
+        assert!(Instant::now() < deadline, "the destroy script did not stop the replica");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = std::fs::remove_dir_all(&state);
+}
