@@ -11,7 +11,7 @@
 //! - [`lifecycle`]: an instance's life as a pure state machine, and start-up times.
 //! - [`controller`]: one task per pool: decide, converge through the provider with
 //!   backoff, drain, heal, and keep the proxy's membership current.
-//! - [`rollout`]: the rolling-update planner (pure; not wired into the controller yet).
+//! - [`rollout`]: the rolling-update planner (pure), applied by the controller.
 //! - [`process`]: local process supervision (process groups, SIGTERM → grace → SIGKILL,
 //!   no orphans).
 

@@ -3,10 +3,10 @@
 //! `max_surge` and `max_unavailable`, the way a Kubernetes Deployment rolls.
 //!
 //! The controller calls [`plan`] every tick while a rollout is on and applies the
-//! result; an instance of the new version that fails (exits, or never becomes ready)
-//! aborts the rollout ([`Plan::Abort`]) and the caller rolls back by planning again with
-//! the old version as the target. Not wired into the controller yet: providers need a
-//! way to swap their template first (see the crate docs).
+//! result (`controller::PoolHandle::roll_out`); an instance of the new version that
+//! fails (exits, or never becomes ready) aborts the rollout ([`Plan::Abort`]) and the
+//! caller rolls back by switching the provider to the old template and planning again
+//! with the old version as the target.
 
 use crate::lifecycle::Phase;
 

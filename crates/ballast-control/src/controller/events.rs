@@ -30,6 +30,10 @@ pub enum EventKind {
     Recovered,
     /// The proxy's membership could not be updated.
     MembershipError,
+    /// A rollout started, was refused or finished.
+    Rollout,
+    /// A rollout failed and is being rolled back.
+    RolledBack,
 }
 
 /// One entry of the log.

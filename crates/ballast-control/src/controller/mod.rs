@@ -15,6 +15,9 @@
 //!    `error_after` failures in a row, and recovers on the next success); drains surplus
 //!    instances (marks their `BackendStats::draining`, waits for in-flight to reach 0 or
 //!    the drain grace, then destroys them);
+//!    During a rollout ([`PoolHandle::roll_out`]) the [`rollout`](crate::rollout)
+//!    planner decides what to create and drain instead, and a failing instance of the
+//!    new template switches the provider back (rollback);
 //! 5. pushes the ready and draining addresses to the proxy ([`Membership`]) when they
 //!    changed.
 //!
@@ -28,14 +31,18 @@
 pub mod events;
 mod pool;
 pub mod probe;
+mod rolling;
 pub mod seam;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_real;
+#[cfg(test)]
+mod tests_rollout;
 
 pub use events::{ControlEvent, EventKind, EventLog};
 pub use probe::{HttpProbe, Probe, TcpProbe};
+pub use rolling::RolloutRequest;
 
 use crate::lifecycle::{Phase, StartupSummary};
 use crate::metrics::proxy::{ProxySampler, StatsLookup};
@@ -211,6 +218,10 @@ pub struct PoolView {
     pub startup: Option<StartupSummary>,
     /// The last decision's reason.
     pub last_decision: Option<String>,
+    /// The template version new instances get.
+    pub version: u64,
+    /// True while a rollout (or its rollback) is in progress.
+    pub rolling: bool,
 }
 
 impl PoolView {
@@ -224,6 +235,7 @@ impl PoolView {
 pub struct PoolHandle {
     view: Arc<Mutex<PoolView>>,
     stop: watch::Sender<bool>,
+    rollouts: tokio::sync::mpsc::UnboundedSender<RolloutRequest>,
     task: JoinHandle<()>,
 }
 
@@ -236,10 +248,20 @@ impl PoolHandle {
             instances: Vec::new(),
             startup: None,
             last_decision: None,
+            version: 0,
+            rolling: false,
         }));
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(pool::PoolTask::new(spec, view.clone()).run(stop_rx));
-        PoolHandle { view, stop, task }
+        let (rollouts, rollouts_rx) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(pool::PoolTask::new(spec, view.clone()).run(stop_rx, rollouts_rx));
+        PoolHandle { view, stop, rollouts, task }
+    }
+
+    /// Rolls every instance to template version `to` (registered with the provider)
+    /// within `limits`; a failing new instance rolls back. Progress shows as `rollout`
+    /// and `rolled-back` events and in [`PoolView::rolling`].
+    pub fn roll_out(&self, request: RolloutRequest) {
+        let _ = self.rollouts.send(request);
     }
 
     /// The pool now.

@@ -12,21 +12,34 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-/// An instance and when its drain began.
-struct Member {
-    life: Instance,
-    drain_started: Option<Duration>,
+/// An instance, when its drain began and the template version it runs.
+pub(super) struct Member {
+    pub(super) life: Instance,
+    pub(super) drain_started: Option<Duration>,
+    pub(super) version: u64,
+}
+
+/// A rollout in progress.
+#[derive(Debug, Clone)]
+pub(super) struct Rolling {
+    pub(super) from: u64,
+    pub(super) to: u64,
+    pub(super) limits: crate::rollout::RolloutLimits,
+    pub(super) rolled_back: bool,
 }
 
 pub(super) struct PoolTask {
-    spec: PoolSpec,
+    pub(super) spec: PoolSpec,
     view: Arc<Mutex<PoolView>>,
-    members: Vec<Member>,
-    target: u32,
+    pub(super) members: Vec<Member>,
+    pub(super) target: u32,
+    /// Template version new instances get.
+    pub(super) version: u64,
+    pub(super) rolling: Option<Rolling>,
     memory: EngineMemory,
     startup: StartupHistory,
     failures: u32,
-    retry_at: Duration,
+    pub(super) retry_at: Duration,
     status: PoolStatus,
     last_eval: Option<Duration>,
     last_eval_concurrency: f64,
@@ -46,6 +59,8 @@ impl PoolTask {
             view,
             members: Vec::new(),
             target,
+            version: 0,
+            rolling: None,
             memory: EngineMemory::default(),
             startup: StartupHistory::new(50),
             failures: 0,
@@ -61,7 +76,7 @@ impl PoolTask {
         }
     }
 
-    fn now(&self) -> Duration {
+    pub(super) fn now(&self) -> Duration {
         self.origin.elapsed()
     }
 
@@ -69,7 +84,7 @@ impl PoolTask {
         self.wall0 + chrono::Duration::from_std(now).unwrap_or(chrono::Duration::zero())
     }
 
-    fn event(&self, now: Duration, kind: EventKind, reason: String, outcome: String) {
+    pub(super) fn event(&self, now: Duration, kind: EventKind, reason: String, outcome: String) {
         let live = self.live();
         let ready = self.count(Phase::Ready);
         self.spec.events.push(ControlEvent {
@@ -92,12 +107,17 @@ impl PoolTask {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
-    pub(super) async fn run(mut self, mut stop: watch::Receiver<bool>) {
+    pub(super) async fn run(
+        mut self,
+        mut stop: watch::Receiver<bool>,
+        mut rollouts: tokio::sync::mpsc::UnboundedReceiver<super::rolling::RolloutRequest>,
+    ) {
         let mut ticker = tokio::time::interval(self.spec.settings.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = ticker.tick() => self.step().await,
+                Some(r) = rollouts.recv() => self.start_rollout(self.now(), r.to, r.limits),
                 _ = stop.changed() => break,
             }
         }
@@ -179,6 +199,7 @@ impl PoolTask {
                 Err(e) => format!("destroy failed: {e}"),
             };
             self.event(now, EventKind::Replace, format!("{}: {reason}", m.life.id), format!("{cleanup}; a replacement will be created"));
+            self.check_rollout_failure(now, m.version, &m.life.id, &reason);
         }
         self.members.retain(|m| !m.life.phase.is_terminal());
     }
@@ -216,27 +237,17 @@ impl PoolTask {
         }
     }
 
-    /// Creates up to the target (with backoff) or drains the surplus.
+    /// Creates up to the target (with backoff) or drains the surplus; during a rollout,
+    /// follows the rollout planner instead.
     async fn reconcile(&mut self, now: Duration) {
+        if self.rolling.is_some() {
+            self.roll(now).await;
+            return;
+        }
         while self.live() < self.target && now >= self.retry_at {
-            let before = self.live();
-            let mut life = Instance::pending("(pending)", now);
-            match self.spec.provider.create().await {
-                Ok(created) => {
-                    life.id = created.id.clone();
-                    let _ = life.apply(Event::Started(created.address.clone()), now);
-                    self.members.push(Member { life, drain_started: None });
-                    self.failures = 0;
-                    if let PoolStatus::Error { cause } = std::mem::replace(&mut self.status, PoolStatus::Ok) {
-                        self.event(now, EventKind::Recovered, format!("provider works again (was: {cause})"), "pool ok".into());
-                    }
-                    let reason = format!("{before} live instances, target {}", self.target);
-                    self.event(now, EventKind::Created, reason, format!("{} at {}", created.id, created.address));
-                }
-                Err(e) => {
-                    self.provider_failed(now, "create", e);
-                    break;
-                }
+            let reason = format!("{} live instances, target {}", self.live(), self.target);
+            if !self.create_one(now, reason).await {
+                break;
             }
         }
         let surplus = self.live().saturating_sub(self.target) as usize;
@@ -250,16 +261,43 @@ impl PoolTask {
                 .collect();
             victims.sort_unstable();
             for i in victims {
-                let m = &mut self.members[i];
-                let _ = m.life.apply(Event::Drain, now);
-                m.drain_started = Some(now);
-                let (id, addr) = (m.life.id.clone(), m.life.address.clone().unwrap_or_default());
-                if let Some(stats) = self.spec.stats.as_ref().and_then(|s| s.stats(&self.spec.name, &addr)) {
-                    stats.draining.store(true, Relaxed);
-                }
-                self.event(now, EventKind::Drain, format!("{id} above target"), "out of rotation, waiting for in-flight".into());
+                self.drain(i, now, "above target");
             }
         }
+    }
+
+    /// One create through the provider; false when it failed (backoff is set).
+    pub(super) async fn create_one(&mut self, now: Duration, reason: String) -> bool {
+        let mut life = Instance::pending("(pending)", now);
+        match self.spec.provider.create().await {
+            Ok(created) => {
+                life.id = created.id.clone();
+                let _ = life.apply(Event::Started(created.address.clone()), now);
+                self.members.push(Member { life, drain_started: None, version: self.version });
+                self.failures = 0;
+                if let PoolStatus::Error { cause } = std::mem::replace(&mut self.status, PoolStatus::Ok) {
+                    self.event(now, EventKind::Recovered, format!("provider works again (was: {cause})"), "pool ok".into());
+                }
+                self.event(now, EventKind::Created, reason, format!("{} at {}", created.id, created.address));
+                true
+            }
+            Err(e) => {
+                self.provider_failed(now, "create", e);
+                false
+            }
+        }
+    }
+
+    /// Takes member `i` out of rotation; [`finish_drains`](Self::finish_drains) stops it.
+    pub(super) fn drain(&mut self, i: usize, now: Duration, why: &str) {
+        let m = &mut self.members[i];
+        let _ = m.life.apply(Event::Drain, now);
+        m.drain_started = Some(now);
+        let (id, addr) = (m.life.id.clone(), m.life.address.clone().unwrap_or_default());
+        if let Some(stats) = self.spec.stats.as_ref().and_then(|s| s.stats(&self.spec.name, &addr)) {
+            stats.draining.store(true, Relaxed);
+        }
+        self.event(now, EventKind::Drain, format!("{id} {why}"), "out of rotation, waiting for in-flight".into());
     }
 
     fn provider_failed(&mut self, now: Duration, action: &str, e: ProviderError) {
@@ -346,6 +384,8 @@ impl PoolTask {
                 .collect(),
             startup: self.startup.summary(),
             last_decision: self.last_decision.clone(),
+            version: self.version,
+            rolling: self.rolling.is_some(),
         };
         *self.view.lock().unwrap_or_else(PoisonError::into_inner) = view;
     }

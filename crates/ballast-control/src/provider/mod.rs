@@ -116,6 +116,11 @@ pub trait Provider: Send + Sync {
     fn process_group(&self, _id: &str) -> Option<u32> {
         None
     }
+    /// Makes new instances use template `version` (rolling updates); default: the
+    /// provider has no templates.
+    fn use_template(&self, _version: u64) -> Result<(), ProviderError> {
+        Err(ProviderError::Unsupported { kind: self.kind(), action: "switch templates" })
+    }
 }
 
 /// Checks an instance reported by a provider: a non-empty printable id of at most 256

@@ -28,6 +28,12 @@ struct Running {
     stop: oneshot::Sender<(Duration, StopReply)>,
 }
 
+/// Registered templates and the current one.
+struct Templates {
+    current: ProcessConfig,
+    all: BTreeMap<u64, ProcessConfig>,
+}
+
 #[derive(Default)]
 struct State {
     next: u64,
@@ -40,7 +46,8 @@ struct State {
 /// Local processes from a command template. See the module documentation.
 pub struct ProcessProvider {
     pool: String,
-    config: ProcessConfig,
+    /// Template versions and the one new instances use (rolling updates).
+    templates: Mutex<Templates>,
     host: String,
     logs: LogPolicy,
     state: Arc<Mutex<State>>,
@@ -48,7 +55,7 @@ pub struct ProcessProvider {
 
 impl std::fmt::Debug for ProcessProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProcessProvider").field("pool", &self.pool).field("command", &self.config.command).finish()
+        f.debug_struct("ProcessProvider").field("pool", &self.pool).field("command", &self.config().command).finish()
     }
 }
 
@@ -57,21 +64,34 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 }
 
 impl ProcessProvider {
-    /// Instances of `pool` from `config`, listening on `127.0.0.1`, logging under `logs`.
+    /// Instances of `pool` from `config` (template version 0), listening on
+    /// `127.0.0.1`, logging under `logs`.
     pub fn new(pool: &str, config: ProcessConfig, logs: LogPolicy) -> Self {
-        ProcessProvider { pool: pool.into(), config, host: "127.0.0.1".into(), logs, state: Default::default() }
+        let templates = Mutex::new(Templates { current: config.clone(), all: BTreeMap::from([(0, config)]) });
+        ProcessProvider { pool: pool.into(), templates, host: "127.0.0.1".into(), logs, state: Default::default() }
+    }
+
+    /// Registers template `version` (for a later [`Provider::use_template`]); replaces
+    /// a template of the same version.
+    pub fn add_template(&self, version: u64, config: ProcessConfig) {
+        self.templates.lock().unwrap_or_else(PoisonError::into_inner).all.insert(version, config);
+    }
+
+    /// The template new instances use.
+    fn config(&self) -> ProcessConfig {
+        self.templates.lock().unwrap_or_else(PoisonError::into_inner).current.clone()
     }
 
     /// The first port of the range that no instance of ours holds and that binds now.
     fn free_port(&self, used: &[u16]) -> Result<u16, ProviderError> {
-        let r = self.config.port_range;
+        let r = self.config().port_range;
         (r.start..=r.end)
             .find(|p| !used.contains(p) && std::net::TcpListener::bind((self.host.as_str(), *p)).is_ok())
             .ok_or(ProviderError::NoFreePort { start: r.start, end: r.end })
     }
 
     fn spec(&self, port: u16, id: &str) -> ProcessSpec {
-        let c = &self.config;
+        let c = &self.config();
         ProcessSpec {
             program: expand_template(&c.command, port, id).into(),
             args: c.args.iter().map(|a| expand_template(a, port, id).into()).collect(),
@@ -96,7 +116,7 @@ impl ProcessProvider {
         let (stop_tx, stop_rx) = oneshot::channel();
         let pid = child.pid();
         s.running.insert(id.clone(), Running { instance: instance.clone(), port, pid, stop: stop_tx });
-        tokio::spawn(watch(child, id, stop_rx, self.state.clone(), self.config.grace_period.0));
+        tokio::spawn(watch(child, id, stop_rx, self.state.clone(), self.config().grace_period.0));
         Ok(instance)
     }
 
@@ -127,7 +147,7 @@ impl ProcessProvider {
             return Err(ProviderError::UnknownInstance(id.into()));
         };
         let (reply_tx, reply_rx) = oneshot::channel();
-        if running.stop.send((self.config.grace_period.0, reply_tx)).is_ok() {
+        if running.stop.send((self.config().grace_period.0, reply_tx)).is_ok() {
             // an Err here means the watcher saw the exit first: stopped either way
             let _ = reply_rx.await;
         }
@@ -197,6 +217,14 @@ impl Provider for ProcessProvider {
     }
     fn process_group(&self, id: &str) -> Option<u32> {
         lock(&self.state).running.get(id).map(|r| r.pid)
+    }
+    fn use_template(&self, version: u64) -> Result<(), ProviderError> {
+        let mut t = self.templates.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(config) = t.all.get(&version).cloned() else {
+            return Err(ProviderError::Failed { action: "use template", reason: format!("no template version {version}") });
+        };
+        t.current = config;
+        Ok(())
     }
 }
 
