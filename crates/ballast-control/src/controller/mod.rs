@@ -120,25 +120,25 @@ impl MetricFeed for ProxyFeed {
     }
 }
 
-/// Timing of the pool task. Defaults in brackets.
+/// Timing of the pool task. Defaults in parentheses.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Settings {
-    /// Probe, heal and reconcile cadence [1 s].
+    /// Probe, heal and reconcile cadence (default 1 s).
     pub tick: Duration,
-    /// A ready instance failing health this long is replaced [30 s].
+    /// A ready instance failing health this long is replaced (default 30 s).
     pub health_grace: Duration,
-    /// An instance not ready this long after creation is replaced [60 s].
+    /// An instance not ready this long after creation is replaced (default 60 s).
     pub start_timeout: Duration,
-    /// Longest wait for a draining instance's in-flight requests [30 s].
+    /// Longest wait for a draining instance's in-flight requests (default 30 s).
     pub drain_grace: Duration,
-    /// First retry delay after a provider failure; doubles each time [1 s].
+    /// First retry delay after a provider failure; doubles each time (default 1 s).
     pub retry_initial: Duration,
-    /// Longest retry delay [60 s].
+    /// Longest retry delay (default 60 s).
     pub retry_max: Duration,
-    /// Failures in a row that put the pool in `error` [3].
+    /// Failures in a row that put the pool in `error` (default 3).
     pub error_after: u32,
     /// Evaluate before the interval when concurrency is this many times what the last
-    /// evaluation saw [1.5].
+    /// evaluation saw (default 1.5).
     pub fast_path_ratio: f64,
 }
 
