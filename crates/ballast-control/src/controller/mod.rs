@@ -33,6 +33,7 @@ mod pool;
 pub mod probe;
 mod rolling;
 pub mod seam;
+pub mod wire;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
