@@ -47,6 +47,7 @@ pub use rolling::RolloutRequest;
 
 use crate::lifecycle::{Phase, StartupSummary};
 use crate::metrics::proxy::{ProxySampler, StatsLookup};
+use crate::metrics::inbox::MetricInbox;
 use crate::metrics::resources::ResourceSampler;
 use crate::metrics::PoolWindows;
 use crate::provider::Provider;
@@ -84,13 +85,20 @@ pub struct ProxyFeed {
     windows: PoolWindows,
     keep: Option<Vec<MetricKind>>,
     resources: ResourceSampler,
+    inbox: Option<MetricInbox>,
 }
 
 impl ProxyFeed {
     /// Samples through `lookup`; `clock` gives the time base the stats' EWMA is kept on
     /// (the proxy's `clock().now()`). Records every proxy metric.
     pub fn new(lookup: Arc<dyn StatsLookup>, clock: Arc<dyn Fn() -> Duration + Send + Sync>) -> Self {
-        ProxyFeed { lookup, clock, sampler: ProxySampler::new(), windows: PoolWindows::new(Default::default()), keep: None, resources: ResourceSampler::new() }
+        ProxyFeed { lookup, clock, sampler: ProxySampler::new(), windows: PoolWindows::new(Default::default()), keep: None, resources: ResourceSampler::new(), inbox: None }
+    }
+
+    /// Also drains `inbox` (Prometheus pollers, pushed metrics) at every refresh.
+    pub fn with_inbox(mut self, inbox: MetricInbox) -> Self {
+        self.inbox = Some(inbox);
+        self
     }
 
     /// Records only `metrics` (those the pool's policies read), to keep windows small.
@@ -105,6 +113,9 @@ impl MetricFeed for ProxyFeed {
         let sample = self.sampler.sample(self.lookup.as_ref(), pool, ready, (self.clock)());
         let keep = &self.keep;
         sample.record_only(&mut self.windows, wall, |m| keep.as_ref().is_none_or(|k| k.contains(m)));
+        if let Some(inbox) = &self.inbox {
+            inbox.drain_into(&mut self.windows);
+        }
     }
     fn refresh_resources(&mut self, groups: &[u32], now: Duration, wall: DateTime<Utc>) {
         let Some(r) = self.resources.sample(groups, now) else { return };

@@ -207,3 +207,37 @@ impl PromClient {
 #[cfg(test)]
 #[path = "prometheus_tests.rs"]
 mod tests;
+
+/// A named PromQL query polled for a pool: its value is recorded as
+/// `prometheus:<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedQuery {
+    /// The name policies use (`metric = "prometheus:<name>"`).
+    pub name: String,
+    /// The PromQL; it must give one number (aggregate with `sum`, `avg`...).
+    pub promql: String,
+}
+
+/// Polls `queries` every `every` and pushes each single value into `inbox` as
+/// `prometheus:<name>` at the local time of the query. A failing query is logged (with
+/// its error) and skipped; the policy then sees no fresh sample and holds.
+pub fn spawn_poller(
+    client: PromClient,
+    queries: Vec<NamedQuery>,
+    every: Duration,
+    inbox: super::inbox::MetricInbox,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            for q in &queries {
+                match client.query(&q.promql, None).await.and_then(|r| r.single()) {
+                    Ok(v) => inbox.push(ballast_core::autoscale::MetricKind::Prometheus(q.name.clone()), Utc::now(), v),
+                    Err(e) => tracing::warn!(query = %q.name, error = %e, "prometheus query failed"),
+                }
+            }
+        }
+    })
+}

@@ -86,7 +86,13 @@ async fn real_prometheus_answers_instant_queries() {
         ],
         ..Default::default()
     };
-    let prom = ManagedProcess::spawn(&spec).expect("spawn prometheus");
+    let mut prom = ManagedProcess::spawn_captured(&spec).expect("spawn prometheus");
+    // its logs are noise here: drain them so it never blocks on a full pipe
+    let (out, err) = prom.take_output();
+    if let (Some(mut out), Some(mut err)) = (out, err) {
+        tokio::spawn(async move { tokio::io::copy(&mut out, &mut tokio::io::sink()).await });
+        tokio::spawn(async move { tokio::io::copy(&mut err, &mut tokio::io::sink()).await });
+    }
     let client = PromClient::new(&format!("http://127.0.0.1:{port}"), Duration::from_secs(5)).expect("url");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let first = loop {
@@ -103,6 +109,27 @@ async fn real_prometheus_answers_instant_queries() {
     assert!(matches!(refused, PromError::Refused { ref kind, .. } if kind == "bad_data"), "{refused}");
     let none = client.query("no_such_metric_anywhere", None).await.expect("empty vector");
     assert!(matches!(none.single(), Err(PromError::NoData)));
+
+    // the poller feeds a pool's windows through the inbox
+    let inbox = crate::metrics::inbox::MetricInbox::new(100);
+    let queries = vec![
+        NamedQuery { name: "answer".into(), promql: "vector(42)".into() },
+        NamedQuery { name: "broken".into(), promql: "sum(".into() },
+    ];
+    let poller = spawn_poller(client.clone(), queries, Duration::from_millis(100), inbox.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while inbox.len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the poller pushed nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await; // poll interval
+    }
+    poller.abort();
+    let mut windows = crate::metrics::PoolWindows::new(Default::default());
+    inbox.drain_into(&mut windows);
+    use ballast_core::autoscale::{MetricKind, MetricSource};
+    let now = Utc::now();
+    let s = windows.summary(&MetricKind::Prometheus("answer".into()), now - chrono::Duration::seconds(60), now).expect("samples");
+    assert_eq!((s.mean, s.latest), (42.0, 42.0));
+    assert_eq!(windows.raw_len(&MetricKind::Prometheus("broken".into())), 0, "a refused query records nothing");
     prom.stop(Duration::from_secs(10)).await.expect("stop prometheus");
     let _ = std::fs::remove_dir_all(&dir);
 }
