@@ -8,10 +8,13 @@ use chrono::{DateTime, Utc};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
+/// One waiting sample: metric, time, value.
+type Sample = (MetricKind, DateTime<Utc>, f64);
+
 /// Samples waiting for the feed (cheap to clone; shared by producers and the feed).
 #[derive(Debug, Clone)]
 pub struct MetricInbox {
-    queue: Arc<Mutex<VecDeque<(MetricKind, DateTime<Utc>, f64)>>>,
+    queue: Arc<Mutex<VecDeque<Sample>>>,
     cap: usize,
 }
 
@@ -22,7 +25,7 @@ impl MetricInbox {
         MetricInbox { queue: Arc::default(), cap: cap.max(1) }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(MetricKind, DateTime<Utc>, f64)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Sample>> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
