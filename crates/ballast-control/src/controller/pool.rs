@@ -140,8 +140,8 @@ impl PoolTask {
         if !groups.is_empty() {
             self.spec.feed.refresh_resources(&groups, now, wall);
         }
-        if self.evaluation_due(now, wall) {
-            self.evaluate(now);
+        if let Some(regular) = self.evaluation_due(now, wall) {
+            self.evaluate(now, regular);
         }
         self.reconcile(now).await;
         self.finish_drains(now).await;
@@ -204,24 +204,33 @@ impl PoolTask {
         self.members.retain(|m| !m.life.phase.is_terminal());
     }
 
-    fn evaluation_due(&mut self, now: Duration, wall: DateTime<Utc>) -> bool {
+    /// Whether to evaluate now: the interval passed (`Some(true)`), or concurrency
+    /// jumped to `fast_path_ratio` times what the last regular or acting evaluation saw
+    /// (`Some(false)`, the fast path; repeated each tick while the jump lasts, since the
+    /// engine's window mean catches up over a few samples).
+    fn evaluation_due(&mut self, now: Duration, wall: DateTime<Utc>) -> Option<bool> {
         let interval = self.spec.scaling.sync_interval.0;
-        let Some(last) = self.last_eval else { return true };
+        let Some(last) = self.last_eval else { return Some(true) };
         if now.saturating_sub(last) >= interval {
-            return true;
+            return Some(true);
         }
-        let recent = wall - chrono::Duration::from_std(self.spec.settings.tick * 2).unwrap_or(chrono::Duration::zero());
-        let c = self.spec.feed.source().summary(&MetricKind::Concurrency, recent, wall).map_or(0.0, |s| s.latest);
-        c > 0.0 && c >= (self.last_eval_concurrency * self.spec.settings.fast_path_ratio).max(1.0)
+        let c = self.latest_concurrency(wall);
+        (c > 0.0 && c >= (self.last_eval_concurrency * self.spec.settings.fast_path_ratio).max(1.0)).then_some(false)
     }
 
-    fn evaluate(&mut self, now: Duration) {
-        let wall = self.wall(now);
-        self.last_eval = Some(now);
-        let source = self.spec.feed.source();
+    fn latest_concurrency(&self, wall: DateTime<Utc>) -> f64 {
         let window = chrono::Duration::from_std(self.spec.settings.tick * 2).unwrap_or(chrono::Duration::zero());
-        self.last_eval_concurrency =
-            source.summary(&MetricKind::Concurrency, wall - window, wall).map_or(0.0, |s| s.latest);
+        self.spec.feed.source().summary(&MetricKind::Concurrency, wall - window, wall).map_or(0.0, |s| s.latest)
+    }
+
+    fn evaluate(&mut self, now: Duration, regular: bool) {
+        let wall = self.wall(now);
+        let concurrency = self.latest_concurrency(wall);
+        if regular {
+            self.last_eval = Some(now);
+            self.last_eval_concurrency = concurrency;
+        }
+        let source = self.spec.feed.source();
         let state = PoolState {
             current: self.live(),
             ready: u32::try_from(self.count(Phase::Ready)).unwrap_or(u32::MAX),
@@ -231,6 +240,7 @@ impl PoolTask {
         let d = decide(&state, &self.spec.scaling, self.spec.cost.as_ref(), source, &mut self.memory, wall);
         self.last_decision = Some(d.reason.clone());
         if d.should_act() && d.desired != self.target {
+            self.last_eval_concurrency = concurrency;
             let from = self.target;
             self.target = d.desired;
             self.event(now, EventKind::Decision, d.reason, format!("target {from} → {}", d.desired));

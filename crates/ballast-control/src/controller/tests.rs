@@ -273,3 +273,34 @@ async fn a_lasting_membership_error_is_logged_once_and_instances_still_start() {
     assert_eq!(created.reason, "0 live instances, target 1");
     handle.shutdown().await;
 }
+
+/// With a 60 s evaluation interval, a jump in concurrency is acted on at the next tick
+/// (the fast path), not a minute later.
+#[tokio::test(start_paused = true)]
+async fn a_concurrency_jump_takes_the_fast_path() {
+    let provider = Arc::new(FakeProvider::new());
+    let load = Arc::new(Mutex::new(5.0));
+    let events = EventLog::new(100);
+    let handle = PoolHandle::spawn(PoolSpec {
+        name: "web".into(),
+        scaling: scaling(1, 8, Duration::from_secs(60)),
+        cost: None,
+        provider,
+        probe: Arc::new(Scripted::default()),
+        feed: ScriptedFeed::new(load.clone()),
+        membership: Arc::new(Recorded::default()),
+        stats: None,
+        settings: Settings::default(),
+        events: events.clone(),
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(kinds(&events, EventKind::Decision).is_empty(), "5 in flight on 1 instance: no change");
+    let jumped_at = tokio::time::Instant::now();
+    *load.lock().expect("load") = 40.0;
+    while kinds(&events, EventKind::Decision).is_empty() {
+        assert!(jumped_at.elapsed() < Duration::from_secs(3), "no fast-path decision: {:?}", handle.view().last_decision);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(handle.view().target > 1);
+    handle.shutdown().await;
+}
