@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
 /// What to run.
 #[derive(Debug, Clone, Default)]
@@ -64,13 +64,23 @@ impl ManagedProcess {
     /// Starts `spec` in a new process group with stdin closed and stdout piped
     /// (stderr is inherited so its logs reach the operator).
     pub fn spawn(spec: &ProcessSpec) -> Result<Self, ProcessError> {
+        Self::spawn_with(spec, Stdio::inherit())
+    }
+
+    /// Like [`spawn`](Self::spawn) but with stderr piped too, for callers that capture
+    /// both streams (see [`take_output`](Self::take_output)).
+    pub fn spawn_captured(spec: &ProcessSpec) -> Result<Self, ProcessError> {
+        Self::spawn_with(spec, Stdio::piped())
+    }
+
+    fn spawn_with(spec: &ProcessSpec, stderr: Stdio) -> Result<Self, ProcessError> {
         let program = spec.program.display().to_string();
         let mut cmd = Command::new(&spec.program);
         cmd.args(&spec.args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .process_group(0)
             .kill_on_drop(true);
         if let Some(dir) = &spec.working_dir {
@@ -116,6 +126,18 @@ impl ManagedProcess {
             _ => "still running".to_string(),
         };
         Err(ProcessError::NoAnnouncement { program: self.program.clone(), status })
+    }
+
+    /// Takes the child's piped stdout and stderr (each None when not piped or already
+    /// taken). The caller must keep reading them, or the child blocks on a full pipe.
+    pub fn take_output(&mut self) -> (Option<ChildStdout>, Option<ChildStderr>) {
+        (self.child.stdout.take(), self.child.stderr.take())
+    }
+
+    /// Waits until the child exits on its own (cancel-safe: drop the future to stop
+    /// waiting).
+    pub async fn wait(&mut self) -> Result<ExitStatus, ProcessError> {
+        self.child.wait().await.map_err(|source| ProcessError::Wait { pid: self.pid, source })
     }
 
     /// Whether the child has exited, without waiting.

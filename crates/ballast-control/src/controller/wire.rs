@@ -1,0 +1,194 @@
+//! Wiring from a validated `Config` to running pool tasks: what the binary (`ballast
+//! serve`, `ballast demo`) calls once the proxy runs.
+//!
+//! Every pool with `[pool.scaling]` and a `process` or `exec` provider gets a task:
+//! - provider from `[pool.provider]` (process logs under `<log_dir>/<pool>/`);
+//! - probe from `[pool.health]`: `http` → GET of its path with its timeout; `tcp`,
+//!   `https` and `icmp` → a TCP connect (the proxy's own checker still runs the real
+//!   check for traffic); no health section → a TCP connect with a 2 s timeout;
+//! - metrics from the proxy's live stats and the instances' process groups, keeping
+//!   only the metrics the pool's policies read (all of them when a template is used);
+//! - membership through [`ProxySeam`].
+//!
+//! Static pools are balanced only, and a scaling section on one is reported back as a
+//! note rather than started (it has nothing to scale).
+
+use super::seam::ProxySeam;
+use super::{EventLog, HttpProbe, PoolHandle, PoolSpec, Probe, ProxyFeed, Settings, TcpProbe};
+use crate::provider::logs::LogPolicy;
+use crate::provider::{ExecProvider, ProcessProvider, Provider};
+use ballast_core::autoscale::{MetricKind, PolicyConfig, ScalingConfig};
+use ballast_core::config::{Config, HealthCheckKind, PoolConfig, ProviderConfig};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where logs go, the timing of every pool task, and the shared event log.
+#[derive(Debug, Clone)]
+pub struct Wiring {
+    /// Instance logs go to `<log_dir>/<pool>/<instance>.{out,err}.log`.
+    pub log_dir: PathBuf,
+    /// Timing of every pool task.
+    pub settings: Settings,
+    /// Where every pool's events go.
+    pub events: EventLog,
+}
+
+/// The metrics `scaling`'s policies read; None when a template adds policies (then
+/// every metric is kept).
+pub fn policy_metrics(scaling: &ScalingConfig) -> Option<Vec<MetricKind>> {
+    if scaling.template.is_some() {
+        return None;
+    }
+    let mut out: Vec<MetricKind> = Vec::new();
+    for p in &scaling.policies {
+        match p {
+            PolicyConfig::Target(t) => out.push(t.metric.clone()),
+            PolicyConfig::Step(s) => out.push(s.metric.clone()),
+            PolicyConfig::Score(s) => out.extend(s.weights.keys().cloned()),
+            PolicyConfig::Predictive(p) => out.push(p.metric.clone()),
+            PolicyConfig::Schedule(_) => {}
+        }
+    }
+    out.sort();
+    out.dedup();
+    Some(out)
+}
+
+/// The provider of `pool`; None for `static` (nothing to create).
+pub fn provider_for(pool: &PoolConfig, log_dir: &std::path::Path) -> Option<Arc<dyn Provider>> {
+    match &pool.provider {
+        ProviderConfig::Static => None,
+        ProviderConfig::Process(p) => {
+            Some(Arc::new(ProcessProvider::new(&pool.name, p.clone(), LogPolicy::in_dir(log_dir.join(&pool.name)))))
+        }
+        ProviderConfig::Exec(e) => Some(Arc::new(ExecProvider::new(&pool.name, e.clone()))),
+    }
+}
+
+/// The readiness probe of `pool` (see the module documentation).
+pub fn probe_for(pool: &PoolConfig) -> Arc<dyn Probe> {
+    match &pool.health {
+        Some(h) if h.kind == HealthCheckKind::Http => Arc::new(HttpProbe::new(&h.path, h.timeout.0)),
+        Some(h) => Arc::new(TcpProbe { timeout: h.timeout.0 }),
+        None => Arc::new(TcpProbe { timeout: Duration::from_secs(2) }),
+    }
+}
+
+/// Starts a task for every autoscaled pool of `config`. Returns the handles by pool name
+/// and notes about pools that were not started.
+pub fn spawn_autoscaled(config: &Config, seam: &Arc<ProxySeam>, wiring: &Wiring) -> (Vec<(String, PoolHandle)>, Vec<String>) {
+    let (mut handles, mut notes) = (Vec::new(), Vec::new());
+    for pool in &config.pools {
+        let Some(scaling) = &pool.scaling else { continue };
+        let Some(provider) = provider_for(pool, &wiring.log_dir) else {
+            notes.push(format!("pool {}: [pool.scaling] ignored: a static pool has nothing to scale", pool.name));
+            continue;
+        };
+        let mut feed = ProxyFeed::new(seam.clone(), seam.clock());
+        if let Some(metrics) = policy_metrics(scaling) {
+            feed = feed.only(metrics);
+        }
+        let handle = PoolHandle::spawn(PoolSpec {
+            name: pool.name.clone(),
+            scaling: scaling.clone(),
+            cost: pool.cost.clone(),
+            provider,
+            probe: probe_for(pool),
+            feed: Box::new(feed),
+            membership: seam.clone(),
+            stats: Some(seam.clone()),
+            settings: wiring.settings,
+            events: wiring.events.clone(),
+        });
+        handles.push((pool.name.clone(), handle));
+    }
+    (handles, notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::Phase;
+    use ballast_proxy::{AccessLog, ProxyServer};
+    use tokio::time::Instant;
+
+    const CONFIG: &str = r#"
+[[balancer]]
+name = "front"
+listen = "127.0.0.1:0"
+[[balancer.route]]
+path_prefix = "/"
+split = [{ pool = "web" }]
+
+[[pool]]
+name = "web"
+[pool.provider]
+kind = "process"
+command = "python3"
+args = ["-m", "http.server", "{port}", "--bind", "127.0.0.1"]
+port_range = { start = 33600, end = 33699 }
+[pool.health]
+path = "/"
+[pool.scaling]
+min = 2
+max = 4
+[[pool.scaling.policy]]
+kind = "target"
+metric = "concurrency"
+target = 10.0
+
+[[pool]]
+name = "fixed"
+[[pool.instance]]
+address = "127.0.0.1:9"
+[pool.scaling]
+min = 1
+max = 2
+"#;
+
+    #[test]
+    fn policy_metrics_are_collected_from_every_kind() {
+        let config = ballast_core::config::parse(CONFIG).expect("config");
+        let scaling = config.pools[0].scaling.clone().expect("scaling");
+        assert_eq!(policy_metrics(&scaling), Some(vec![MetricKind::Concurrency]));
+        let templated = ScalingConfig { template: Some("web-balanced".into()), ..scaling };
+        assert_eq!(policy_metrics(&templated), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_config_starts_its_autoscaled_pools_behind_the_proxy() {
+        let config = ballast_core::config::parse(CONFIG).expect("config");
+        let server = Arc::new(ProxyServer::start(&config, AccessLog::off()).expect("proxy"));
+        let seam = Arc::new(ProxySeam::new(server.clone(), config.clone()));
+        let log_dir = std::env::temp_dir().join(format!("ballast-wire-{}", std::process::id()));
+        let wiring = Wiring { log_dir: log_dir.clone(), settings: Settings { tick: Duration::from_millis(100), ..Settings::default() }, events: EventLog::new(100) };
+        let (handles, notes) = spawn_autoscaled(&config, &seam, &wiring);
+        assert_eq!(notes, ["pool fixed: [pool.scaling] ignored: a static pool has nothing to scale"]);
+        assert_eq!(handles.len(), 1);
+        let (name, handle) = &handles[0];
+        assert_eq!(name, "web");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while handle.view().count(Phase::Ready) < 2 {
+            assert!(Instant::now() < deadline, "two replicas never became ready: {:?}", handle.view());
+            tokio::time::sleep(Duration::from_millis(50)).await; // poll interval
+        }
+        let front = server.local_addr("front").expect("front");
+        let reply = get(front).await;
+        assert!(reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.0 200"), "{reply}");
+        for (_, h) in handles {
+            h.shutdown().await;
+        }
+        assert!(log_dir.join("web").join("web-1.err.log").exists(), "logs under <log_dir>/<pool>/");
+        let _ = std::fs::remove_dir_all(&log_dir);
+    }
+
+    async fn get(front: std::net::SocketAddr) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(front).await.expect("connect");
+        s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await.expect("write");
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.expect("read");
+        String::from_utf8_lossy(&out).to_string()
+    }
+}
