@@ -10,10 +10,13 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
-# System tools the end-to-end tests drive: curl (smoke checks) and procps (ps, for RSS).
+# System tools the tests drive: curl, procps (ps), python3 (replicas and exec-provider
+# scripts) and a real Prometheus server (the PromQL metric source is tested against it).
 missing=()
 command -v curl >/dev/null || missing+=(curl)
 command -v ps >/dev/null || missing+=(procps)
+command -v python3 >/dev/null || missing+=(python3)
+[[ -x /usr/bin/prometheus ]] || missing+=(prometheus)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   apt_prefix=()
