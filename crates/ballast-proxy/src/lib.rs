@@ -54,6 +54,7 @@ pub mod forward;
 pub mod health;
 pub mod probe;
 pub mod proxy;
+pub mod resilience_glue;
 pub mod route;
 pub mod server;
 pub mod snapshot;

@@ -6,6 +6,9 @@
 //! instance keeps its in-flight count and latency estimate.
 
 use crate::error::ProxyError;
+use crate::resilience_glue::{GuardRegistry, PoolGuard, TaskSupervisor};
+use crate::stats_glue::Clock;
+use ballast_core::resilience::EventLog;
 use crate::route::{HostMatch, Route, Split};
 use crate::upstream::{ConnPool, ConnRegistry};
 use ballast_core::balance::{Backend, BackendStats, BalanceOptions, Balancer, HashOn};
@@ -18,9 +21,14 @@ use std::time::Duration;
 
 /// Live stats of every backend of every pool, shared by all listeners and kept across
 /// reloads. Only snapshot builds touch the map (never the request path).
+///
+/// It also holds the resilience state kept across reloads ([`GuardRegistry`]) and the
+/// pools' background tasks (health checks, latency probes: [`TaskSupervisor`]).
 #[derive(Debug, Default)]
 pub struct StatsRegistry {
     map: Mutex<HashMap<(String, String), Arc<BackendStats>>>,
+    guards: Arc<GuardRegistry>,
+    tasks: TaskSupervisor,
 }
 
 impl StatsRegistry {
@@ -38,8 +46,21 @@ impl StatsRegistry {
         map.get(&(pool.to_string(), id.to_string())).cloned()
     }
 
+    /// The shared log of health, outlier and breaker transitions.
+    pub fn events(&self) -> Arc<EventLog> {
+        self.guards.events()
+    }
+
+    /// Starts, updates or stops the pools' health checkers and latency probers to match
+    /// `config` (call after a successful start or reload, inside a tokio runtime).
+    pub fn sync_tasks(&self, config: &Config, clock: Clock) {
+        let now = clock.now();
+        self.tasks.sync(config, clock, &self.guards, |pool, id| self.get_or_create(pool, id, now));
+    }
+
     /// Forgets backends that no pool of `config` has any more.
     pub fn retain_config(&self, config: &Config) {
+        self.guards.retain_config(config);
         let keep: HashSet<(&str, &str)> = config
             .pools
             .iter()
@@ -74,6 +95,8 @@ pub struct Pool {
     pub hash_on: Option<HashOn>,
     /// Cookie affinity.
     pub sticky: Option<Sticky>,
+    /// Outlier detection, breakers, limits and the retry budget.
+    pub guard: PoolGuard,
 }
 
 /// Per-request settings of a listener (reloadable).
@@ -212,6 +235,7 @@ fn build_pool(
     Ok(Pool {
         name: pc.name.clone(),
         balancer: Balancer::new(pc.balance, backends, stats, options),
+        guard: registry.guards.pool_guard(pc),
         authorities,
         conns: pools,
         hash_on: pc.hash_on.clone(),
