@@ -47,6 +47,7 @@
 
 pub mod access_log;
 pub mod body;
+pub mod client;
 pub mod conn;
 pub mod conn_io;
 pub mod error;
@@ -54,6 +55,7 @@ pub mod forward;
 pub mod health;
 pub mod probe;
 pub mod proxy;
+pub mod ratelimit;
 pub mod resilience_glue;
 pub mod route;
 pub mod server;

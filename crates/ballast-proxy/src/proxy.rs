@@ -163,6 +163,10 @@ async fn proxy(
 ) -> Result<(Response<ResponseBody>, String), ProxyError> {
     let max_body = snap.settings.max_body_bytes;
     check_request(&req, info, max_body)?;
+    let client_ip = crate::client::client_ip(info.peer.ip(), req.headers(), &snap.client.trusted);
+    if let Some(limit) = &snap.client.rate_limit {
+        limit.check(client_ip, req.headers())?;
+    }
     let pool = {
         let host = crate::route::request_host(req.uri(), req.headers());
         let path = req.uri().path();
@@ -171,8 +175,15 @@ async fn proxy(
             .iter()
             .find(|r| r.matches(host, path, req.headers()))
             .ok_or_else(|| ProxyError::NoRoute { host: host.to_string(), path: path.to_string() })?;
-        let i = route.split.pick(fastrand::u64(..)).ok_or(ProxyError::NoInstance { pool: String::new() })?;
-        &snap.pools[i]
+        if let Some(limit) = &route.rate_limit {
+            limit.check(client_ip, req.headers())?;
+        }
+        let i = route.choose(req.headers(), fastrand::u64(..)).ok_or(ProxyError::NoInstance { pool: String::new() })?;
+        match &route.backup {
+            // Failover: the backup takes the traffic only while the chosen pool is short.
+            Some(b) if !snap.pools[i].healthy_at_least(b.min_healthy, state.clock.now()) => &snap.pools[b.pool],
+            _ => &snap.pools[i],
+        }
     };
     let upgrade = req.version() == Version::HTTP_11 && forward::wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -227,7 +238,16 @@ async fn proxy(
                     hash_key: pool.hash_on.as_ref().and_then(|h| forward::hash_key(h, &parts.headers, parts.uri.path())),
                     sticky,
                     avoid: &[],
-                    client_zone: None,
+                    client_zone: if pool.zone_aware {
+                        crate::client::client_zone(
+                            client_ip,
+                            &parts.headers,
+                            snap.client.zone_header.as_ref(),
+                            &snap.client.zones,
+                        )
+                    } else {
+                        None
+                    },
                 };
                 match select(state, pool, ctx, &mut avoid, tried).await? {
                     Some(picked) => picked,

@@ -223,6 +223,14 @@ impl PoolGuard {
         Ok(admission)
     }
 
+    /// Whether instance `idx` would be admitted by outlier detection and its breaker
+    /// (ignoring the in-flight limit), without taking anything.
+    pub fn usable(&self, idx: usize, now: Duration) -> bool {
+        let ejected = self.outlier.as_ref().is_some_and(|o| o.is_ejected(idx, now));
+        let open = self.breakers.get(idx).is_some_and(|b| b.state() == ballast_core::resilience::CircuitState::Open);
+        !ejected && !open
+    }
+
     /// Records how an admitted attempt ended (`None`: no verdict on the instance, e.g. a
     /// pooled connection it had closed) and releases its in-flight slot.
     pub fn finish(&self, mut admission: Admission<'_>, outcome: Option<Outcome>, now: Duration) {
