@@ -181,3 +181,52 @@ async fn a_full_instance_queues_then_refuses_with_503() {
     // Room again: requests go through.
     assert_eq!(send(addr, get("/")).await.status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_load_a_killed_instance_is_out_of_rotation_within_a_second_without_errors() {
+    let backends = [echo("a").await, echo("b").await, echo("c").await];
+    let addrs: Vec<_> = backends.iter().map(|b| b.addr).collect();
+    let pool = "[pool.health]\nkind = \"tcp\"\ninterval = \"100ms\"\ntimeout = \"80ms\"\nfall = 2\nrise = 2\n\
+                [pool.outlier]\nmax_ejected_percent = 34\n";
+    let (proxy, addr) = proxy(&simple_config(&addrs, "", pool)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, errors) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (stop, ok, errors, client) = (stop.clone(), ok.clone(), errors.clone(), pooled_client());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    match client.request(get(&format!("http://{addr}/"))).await {
+                        Ok(r) if r.status() == StatusCode::OK => {
+                            collect(r).await;
+                            ok.fetch_add(1, Ordering::SeqCst);
+                        }
+                        _ => {
+                            errors.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let counter = ok.clone();
+    eventually(Duration::from_secs(5), "load running", || counter.load(Ordering::SeqCst) > 300).await;
+    let killed_at = proxy.clock().now();
+    backends[1].kill();
+    let id = addrs[1].to_string();
+    let events = proxy.events();
+    let out = |e: &EventKind| matches!(e, EventKind::Ejected { .. } | EventKind::Health { to: Health::Unhealthy, .. });
+    eventually(Duration::from_secs(3), "victim out of rotation", || has_event(&events.recent(100), &id, out)).await;
+    let first = events.recent(100).into_iter().find(|e| e.instance == id && out(&e.kind)).expect("event");
+    let took = first.at.saturating_sub(killed_at);
+    let counter = ok.clone();
+    let base = counter.load(Ordering::SeqCst);
+    eventually(Duration::from_secs(5), "more load after the kill", || counter.load(Ordering::SeqCst) > base + 500).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.await.expect("worker");
+    }
+    println!("killed instance out of rotation after {took:?} ({:?}); {} ok, {} errors", first.kind, ok.load(Ordering::SeqCst), errors.load(Ordering::SeqCst));
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert_eq!(errors.load(Ordering::SeqCst), 0, "client-visible errors");
+}
