@@ -2,11 +2,12 @@
 //! survives reloads ([`GuardRegistry`]: outlier slot, circuit breaker, in-flight count,
 //! keyed by pool and address; retry budgets by pool), the per-pool view the request path
 //! uses ([`PoolGuard`]: admission at pick time, outcome recording, retry budget, the
-//! pending queue), and the background tasks of each pool ([`PoolTasks`]: the active
+//! pending queue), and the background tasks of each pool ([`TaskSupervisor`]: the active
 //! [`HealthChecker`] and, for `adaptive` pools, the latency [`Prober`]).
 //!
 //! The request path only touches atomics here; the registry's locks are taken when a
-//! snapshot is built and by the once-a-second task that reports returned instances.
+//! snapshot is built and by the periodic task that ends ejections of instances found healthy again and reports
+//! returned ones.
 
 use crate::health::{HealthChecker, HealthHandle, HealthTarget};
 use crate::probe::{ProbeSettings, Prober, ProberHandle};
@@ -14,8 +15,8 @@ use crate::stats_glue::Clock;
 use ballast_core::balance::{Algorithm, BackendStats};
 use ballast_core::config::{CircuitBreakerConfig, Config, HealthCheckConfig, PoolConfig, RetryConfig};
 use ballast_core::resilience::{
-    try_acquire_in_flight, CircuitBreaker, EventLog, OutlierDetector, OutlierSlot, Outcome, PendingGate,
-    PendingPermit, QueueFull, RetryBudget, Ticket,
+    try_acquire_in_flight, CircuitBreaker, EventKind, EventLog, Health, OutlierDetector, OutlierSlot,
+    OutlierTransition, Outcome, PendingGate, PendingPermit, QueueFull, RetryBudget, Ticket,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -124,20 +125,36 @@ impl GuardRegistry {
         budgets.retain(|pool, _| config.pools.iter().any(|p| &p.name == pool));
     }
 
-    /// Logs a `Returned` event for every ejection that ran out since the last call.
-    pub fn report_returns(&self, now: Duration) {
+    /// The periodic chores, given the last event seen (returns the new one): an active
+    /// health check that found an ejected instance healthy again ends its ejection, and
+    /// every ejection that ran out is logged as `Returned`.
+    pub fn tick(&self, now: Duration, seen: u64) -> u64 {
+        let recent = self.events.since(seen);
+        let last = recent.last().map_or(seen, |e| e.seq);
         let map = self.instances.lock().unwrap_or_else(PoisonError::into_inner);
+        for e in &recent {
+            if matches!(e.kind, EventKind::Health { to: Health::Healthy, .. }) {
+                if let Some(s) = map.get(&(e.pool.clone(), e.instance.clone())) {
+                    if s.outlier.reinstate(now) {
+                        tracing::info!(pool = %e.pool, instance = %e.instance, "healthy again: ejection ended early");
+                    }
+                }
+            }
+        }
         let all: Vec<(&(String, String), Arc<OutlierSlot>)> =
             map.iter().map(|(k, v)| (k, Arc::clone(&v.outlier))).collect();
         let detector =
             OutlierDetector::new(&Default::default(), all.iter().map(|(_, s)| Arc::clone(s)).collect());
         for i in detector.returned(now) {
             let (pool, instance) = all[i].0;
-            let t = ballast_core::resilience::OutlierTransition::Returned;
-            self.events.push(t.event(now, pool, instance));
+            self.events.push(OutlierTransition::Returned.event(now, pool, instance));
         }
+        last
     }
 }
+
+/// How often [`GuardRegistry::tick`] runs.
+const TICK: Duration = Duration::from_millis(100);
 
 /// `Retry-After` for an ejected instance (the slot does not expose its end time).
 const EJECTED_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -227,7 +244,7 @@ impl PoolGuard {
     /// (ignoring the in-flight limit), without taking anything.
     pub fn usable(&self, idx: usize, now: Duration) -> bool {
         let ejected = self.outlier.as_ref().is_some_and(|o| o.is_ejected(idx, now));
-        let open = self.breakers.get(idx).is_some_and(|b| b.state() == ballast_core::resilience::CircuitState::Open);
+        let open = self.breakers.get(idx).is_some_and(|b| b.is_refusing(now));
         !ejected && !open
     }
 
@@ -325,10 +342,11 @@ impl TaskSupervisor {
         if ticker.is_none() {
             let guards = Arc::clone(guards);
             *ticker = Some(tokio::spawn(async move {
-                let mut every = tokio::time::interval(Duration::from_millis(250));
+                let mut every = tokio::time::interval(TICK);
+                let mut seen = 0;
                 loop {
                     every.tick().await;
-                    guards.report_returns(clock.now());
+                    seen = guards.tick(clock.now(), seen);
                 }
             }));
         }

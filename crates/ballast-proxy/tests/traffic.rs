@@ -87,7 +87,8 @@ async fn the_backup_pool_takes_traffic_only_while_the_primary_is_down() {
     let route = "split = [{ pool = \"stable\" }]\nbackup = { pool = \"canary\", min_healthy = 1 }";
     let text = two_pools(route, primary.addr, backup.addr, "").replace(
         "name = \"stable\"\n",
-        "name = \"stable\"\n[pool.health]\nkind = \"tcp\"\ninterval = \"50ms\"\ntimeout = \"40ms\"\nrise = 2\nfall = 1\n",
+        "name = \"stable\"\n[pool.health]\nkind = \"tcp\"\ninterval = \"50ms\"\ntimeout = \"40ms\"\nrise = 2\nfall = 1\n\
+         [pool.circuit_breaker]\nrecovery_timeout = \"300ms\"\n",
     );
     let (_proxy, addr) = proxy(&text).await;
     let client = pooled_client();
@@ -161,29 +162,57 @@ async fn rate_limits_refuse_with_429_and_headers_per_key() {
     assert_eq!(hit(&client, addr, &[("x-forwarded-for", "203.0.113.2")]).await.0, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn a_route_limit_by_header_holds_its_rate() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_limit_by_header_holds_its_rate_and_other_keys_are_unaffected() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::Arc;
     let app = echo("app").await;
     let text = simple_config(&[app.addr], "", "").replace(
         "split = [{ pool = \"app\" }]",
-        "split = [{ pool = \"app\" }]\nrate_limit = { key = \"header:x-api-key\", rate = 100, burst = 1 }",
+        "split = [{ pool = \"app\" }]\nrate_limit = { key = \"header:x-api-key\", rate = 100, burst = 10 }",
     );
     let (_proxy, addr) = proxy(&text).await;
-    let client = pooled_client();
-    let window = Duration::from_secs(2);
+    let (stop, ok_a) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU32::new(0)));
+    // Key a: four clients back to back, far above the limit.
+    let hammer: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, ok_a, client) = (stop.clone(), ok_a.clone(), pooled_client());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    if hit(&client, addr, &[("x-api-key", "a")]).await.0 == StatusCode::OK {
+                        ok_a.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    // Past the burst, measure a 3 s window.
+    let counter = ok_a.clone();
     let start = Instant::now();
-    let (mut ok_a, mut ok_b) = (0u32, 0u32);
-    while start.elapsed() < window {
-        if hit(&client, addr, &[("x-api-key", "a")]).await.0 == StatusCode::OK {
-            ok_a += 1;
-        }
-        if start.elapsed().as_millis() % 50 < 5 && hit(&client, addr, &[("x-api-key", "b")]).await.0 == StatusCode::OK {
-            ok_b += 1;
-        }
+    while counter.load(Ordering::SeqCst) < 20 {
+        assert!(start.elapsed() < Duration::from_secs(5), "key a got nothing through");
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let (start, base) = (Instant::now(), ok_a.load(Ordering::SeqCst));
+    let client = pooled_client();
+    let mut b_refused = 0;
+    let mut b_sent = 0;
+    while start.elapsed() < Duration::from_secs(3) {
+        // Key b at ~20/s, under its own limit: never refused.
+        b_sent += 1;
+        if hit(&client, addr, &[("x-api-key", "b")]).await.0 != StatusCode::OK {
+            b_refused += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let allowed = ok_a.load(Ordering::SeqCst) - base;
     let secs = start.elapsed().as_secs_f64();
-    let rate = f64::from(ok_a) / secs;
-    println!("key a: {ok_a} allowed in {secs:.2}s = {rate:.1}/s (limit 100/s); key b allowed {ok_b}");
-    assert!((95.0..=105.0 + 1.0 / secs).contains(&rate), "rate {rate}");
-    assert!(ok_b > 0);
+    stop.store(true, Ordering::SeqCst);
+    for h in hammer {
+        h.await.expect("hammer");
+    }
+    let rate = f64::from(allowed) / secs;
+    println!("key a: {allowed} allowed in {secs:.2}s = {rate:.1}/s (limit 100/s); key b: {b_refused} of {b_sent} refused");
+    assert!((95.0..=105.0).contains(&rate), "rate {rate}");
+    assert_eq!(b_refused, 0, "another key is unaffected");
 }
