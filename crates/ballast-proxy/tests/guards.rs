@@ -230,3 +230,24 @@ async fn under_load_a_killed_instance_is_out_of_rotation_within_a_second_without
     assert!(took < Duration::from_secs(1), "took {took:?}");
     assert_eq!(errors.load(Ordering::SeqCst), 0, "client-visible errors");
 }
+
+#[tokio::test]
+async fn adaptive_pools_are_probed_without_traffic_and_health_checks_follow_reloads() {
+    let a = echo("a").await;
+    let text = simple_config(&[a.addr], "", "").replace("round-robin", "adaptive");
+    let (proxy, _addr) = proxy(&text).await;
+    let accepted = a.accepted.clone();
+    eventually(Duration::from_secs(3), "the prober reached the idle backend", || accepted.load(Ordering::SeqCst) > 0).await;
+
+    // Reload: health checks on, and a second instance that is dead from the start.
+    let dead = dead_addr().await;
+    let pool = "[pool.health]\nkind = \"tcp\"\ninterval = \"50ms\"\ntimeout = \"40ms\"\nfall = 1\n";
+    proxy.reload(&config(&simple_config(&[a.addr, dead], "", pool))).expect("reload");
+    let stats = proxy.backend_stats("app", &dead.to_string()).expect("stats");
+    eventually(Duration::from_secs(3), "the new instance is checked", || !stats.healthy.load(Ordering::Acquire)).await;
+    let live = proxy.backend_stats("app", &a.addr.to_string()).expect("stats");
+    assert!(live.healthy.load(Ordering::Acquire));
+    // Checks off again: nobody holds the flag down any more.
+    proxy.reload(&config(&simple_config(&[a.addr, dead], "", ""))).expect("reload");
+    assert!(stats.healthy.load(Ordering::Acquire), "without checks every instance is trusted");
+}
