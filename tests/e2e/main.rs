@@ -3,5 +3,6 @@
 mod demo_backend;
 mod cli;
 mod proxy;
+mod resilience;
 mod serve;
 mod sim;

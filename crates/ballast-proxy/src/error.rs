@@ -23,6 +23,27 @@ pub enum ProxyError {
         /// The pool name.
         pool: String,
     },
+    /// Every instance of the pool is ejected, behind an open circuit breaker, or busy
+    /// with the pending queue full or waited out: 503 with `Retry-After`.
+    #[error("pool {pool:?} is unavailable: {reason}")]
+    Unavailable {
+        /// The pool name.
+        pool: String,
+        /// Why: ejected/open instances, or the queue.
+        reason: &'static str,
+        /// When to try again (the `Retry-After` header, rounded up to seconds).
+        retry_after: Duration,
+    },
+    /// A rate limit refused the request: 429 with `Retry-After` and `RateLimit-*`.
+    #[error("rate limit of {limit} requests exceeded")]
+    RateLimited {
+        /// The limit's burst size (`RateLimit-Limit`).
+        limit: u32,
+        /// Until the next request would be allowed.
+        retry_after: Duration,
+        /// Until the bucket is full again (`RateLimit-Reset`).
+        reset: Duration,
+    },
     /// Connecting to the upstream failed (refused, unreachable, connect timeout). The
     /// request was not sent, so a retry elsewhere is safe.
     #[error("connecting to upstream {addr} failed: {source}")]
@@ -115,7 +136,8 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::NoRoute { .. } => StatusCode::NOT_FOUND,
-            ProxyError::NoInstance { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::NoInstance { .. } | ProxyError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::Connect { .. } | ProxyError::Upstream { .. } | ProxyError::UpstreamProtocol { .. } => {
                 StatusCode::BAD_GATEWAY
             },
@@ -132,11 +154,23 @@ impl ProxyError {
         matches!(self, ProxyError::Connect { .. } | ProxyError::NoInstance { .. })
     }
 
+    /// The `Retry-After` this error's response carries, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ProxyError::Unavailable { retry_after, .. } | ProxyError::RateLimited { retry_after, .. } => {
+                Some(*retry_after)
+            }
+            _ => None,
+        }
+    }
+
     /// The short text body sent to the client (no internal detail).
     pub fn client_text(&self) -> &'static str {
         match self {
             ProxyError::NoRoute { .. } => "no route\n",
             ProxyError::NoInstance { .. } => "no instance available\n",
+            ProxyError::Unavailable { .. } => "service unavailable\n",
+            ProxyError::RateLimited { .. } => "too many requests\n",
             ProxyError::Connect { .. } | ProxyError::Upstream { .. } | ProxyError::UpstreamProtocol { .. } => {
                 "bad gateway\n"
             },

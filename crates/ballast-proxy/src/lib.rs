@@ -16,11 +16,20 @@
 //!    `Transfer-Encoding` ([`conn_io`]).
 //! 3. **Request** ([`proxy`]): the routing [`Snapshot`] is loaded from an `ArcSwap`
 //!    (no lock). CL+TE conflicts and CONNECT get 400, a declared body over
-//!    `max_body_bytes` gets 413. The first matching route (host exact or `*.suffix`,
-//!    path prefix, headers: [`route`]) picks a pool by weighted split; the pool's
+//!    `max_body_bytes` gets 413. The client address is resolved through the trusted
+//!    proxies' `X-Forwarded-For` ([`client`]) and the listener's rate limit applied
+//!    ([`ratelimit`]: 429 with `Retry-After` and `RateLimit-*`). The first matching
+//!    route (host exact or `*.suffix`, path prefix, headers: [`route`]) applies its own
+//!    rate limit, then picks a pool: the first override (header or cookie) that
+//!    applies, else the weighted split; when the route has a backup pool and the chosen
+//!    pool has fewer healthy instances than `min_healthy`, the backup. The pool's
 //!    `Balancer` picks an instance from live atomics ([`BackendStats`], kept across
-//!    reloads in the [`StatsRegistry`]), given the affinity cookie and the
-//!    consistent-hash key. No route: 404; no instance: 503.
+//!    reloads in the [`StatsRegistry`]), given the affinity cookie, the consistent-hash
+//!    key and, for `zone_aware` pools, the client's zone. The pick must pass the pool's
+//!    guard ([`resilience_glue`]): ejected instances and open breakers are skipped,
+//!    instances at `max_in_flight_per_instance` make the request wait in the pending
+//!    queue. No route: 404; no instance: 503; every instance ejected or open, or the
+//!    queue full or waited out: 503 with `Retry-After`.
 //! 4. **Rewrite** ([`forward`]): hop-by-hop headers (and those named in `Connection`)
 //!    removed; `X-Forwarded-For` appended, `X-Forwarded-Proto`/`-Host` set;
 //!    `X-Request-Id` kept or generated; `traceparent` continued with a new parent id,
@@ -33,7 +42,14 @@
 //!    untouched request (body included) to another instance; a pooled connection found
 //!    closed hands the request back unsent and a fresh connection is tried; a failure
 //!    after sending is retried only for bodyless idempotent requests (GET, HEAD, ...).
-//!    All failed: 502.
+//!    Retries are capped by `[pool.retry] attempts` and the pool's retry budget. Each
+//!    attempt's outcome (status class, connect failure, timeout) goes to the instance's
+//!    circuit breaker and outlier detector; transitions are logged in the shared
+//!    `EventLog` ([`ProxyServer::events`]). All failed: 502.
+//!
+//! Per pool, background tasks follow the config across reloads: the active
+//! [`health`] checker (it flips `BackendStats::healthy` after `rise`/`fall` results)
+//! and, for `adaptive` pools, the latency [`probe`]r.
 //! 6. **Respond**: hop-by-hop headers removed, `X-Request-Id` and (when the pick moved)
 //!    the affinity `Set-Cookie` added; the upstream body streams back frame by frame,
 //!    and once it has been read to the end its connection returns to the pool.
@@ -47,6 +63,7 @@
 
 pub mod access_log;
 pub mod body;
+pub mod client;
 pub mod conn;
 pub mod conn_io;
 pub mod error;
@@ -54,6 +71,8 @@ pub mod forward;
 pub mod health;
 pub mod probe;
 pub mod proxy;
+pub mod ratelimit;
+pub mod resilience_glue;
 pub mod route;
 pub mod server;
 pub mod snapshot;

@@ -6,12 +6,14 @@ use crate::body::{RequestBody, ResponseBody};
 use crate::conn_io::ConnInfo;
 use crate::error::ProxyError;
 use crate::forward;
+use crate::resilience_glue::{Admission, Refusal};
 use crate::snapshot::{Pool, Snapshot};
 use crate::stats_glue::Clock;
 use crate::upstream::{self, ConnPool, SendError, Sender};
 use arc_swap::ArcSwap;
 use ballast_core::balance::PickContext;
 use ballast_core::config::AccessLogFormat;
+use ballast_core::resilience::Outcome;
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
@@ -21,7 +23,7 @@ use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Attempts per request at most: the first try plus two retries on other instances.
 pub const MAX_ATTEMPTS: usize = 3;
@@ -103,11 +105,31 @@ pub fn error_response(e: &ProxyError, request_id: &HeaderValue) -> Response<Resp
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     h.insert(forward::X_REQUEST_ID.clone(), request_id.clone());
+    if let Some(after) = e.retry_after() {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(whole_secs(after)));
+    }
+    if let ProxyError::RateLimited { limit, reset, .. } = e {
+        h.insert(RATELIMIT_LIMIT.clone(), HeaderValue::from(*limit));
+        h.insert(RATELIMIT_REMAINING.clone(), HeaderValue::from(0u32));
+        h.insert(RATELIMIT_RESET.clone(), HeaderValue::from(whole_secs(*reset)));
+    }
     if matches!(e, ProxyError::BadRequest { .. } | ProxyError::BodyTooLarge { .. }) {
         // The rest of the connection's bytes cannot be trusted (or are not wanted).
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     resp
+}
+
+/// `RateLimit-Limit` (IETF draft `RateLimit` header fields).
+pub static RATELIMIT_LIMIT: header::HeaderName = header::HeaderName::from_static("ratelimit-limit");
+/// `RateLimit-Remaining`.
+pub static RATELIMIT_REMAINING: header::HeaderName = header::HeaderName::from_static("ratelimit-remaining");
+/// `RateLimit-Reset` (seconds).
+pub static RATELIMIT_RESET: header::HeaderName = header::HeaderName::from_static("ratelimit-reset");
+
+/// `d` in whole seconds, rounded up, at least 1 (for `Retry-After`).
+fn whole_secs(d: Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
 }
 
 fn idempotent(m: &Method) -> bool {
@@ -141,6 +163,10 @@ async fn proxy(
 ) -> Result<(Response<ResponseBody>, String), ProxyError> {
     let max_body = snap.settings.max_body_bytes;
     check_request(&req, info, max_body)?;
+    let client_ip = crate::client::client_ip(info.peer.ip(), req.headers(), &snap.client.trusted);
+    if let Some(limit) = &snap.client.rate_limit {
+        limit.check(client_ip, req.headers())?;
+    }
     let pool = {
         let host = crate::route::request_host(req.uri(), req.headers());
         let path = req.uri().path();
@@ -149,8 +175,15 @@ async fn proxy(
             .iter()
             .find(|r| r.matches(host, path, req.headers()))
             .ok_or_else(|| ProxyError::NoRoute { host: host.to_string(), path: path.to_string() })?;
-        let i = route.split.pick(fastrand::u64(..)).ok_or(ProxyError::NoInstance { pool: String::new() })?;
-        &snap.pools[i]
+        if let Some(limit) = &route.rate_limit {
+            limit.check(client_ip, req.headers())?;
+        }
+        let i = route.choose(req.headers(), fastrand::u64(..)).ok_or(ProxyError::NoInstance { pool: String::new() })?;
+        match &route.backup {
+            // Failover: the backup takes the traffic only while the chosen pool is short.
+            Some(b) if !snap.pools[i].healthy_at_least(b.min_healthy, state.clock.now()) => &snap.pools[b.pool],
+            _ => &snap.pools[i],
+        }
     };
     let upgrade = req.version() == Version::HTTP_11 && forward::wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -174,28 +207,50 @@ async fn proxy(
     let resend_ok = bodyless && idempotent(&parts.method);
     let mut body = Some(if bodyless { RequestBody::empty() } else { RequestBody::capped(body, max_body) });
     let mut unsent: Option<Request<RequestBody>> = None;
-    let mut avoid = [usize::MAX; MAX_ATTEMPTS];
+    let guard = &pool.guard;
+    let max_attempts = (1 + guard.retries()).min(MAX_ATTEMPTS);
+    // Instances tried or refused by this request; allocates only once one is.
+    let mut avoid: Vec<usize> = Vec::new();
     let mut tried = 0;
-    let mut reconnect_to = None;
+    let mut paid = 0;
+    let mut reconnect_to: Option<(usize, Admission<'_>)> = None;
     let mut last_err = None;
-    while tried < MAX_ATTEMPTS {
+    guard.first_attempt(state.clock.now());
+    while tried < max_attempts {
         let t0 = state.clock.now();
+        if tried > paid {
+            // A retry: only within the pool's budget, so retries cannot amplify an outage.
+            if !guard.may_retry(t0) {
+                tracing::debug!(pool = %pool.name, "retry budget exhausted");
+                break;
+            }
+            paid = tried;
+        }
         let reuse = reconnect_to.is_none();
         let sticky = pool.sticky.as_ref().and_then(|s| forward::cookie(&parts.headers, &s.cookie));
-        let idx = match reconnect_to.take() {
-            Some(i) => i,
+        let (idx, admission) = match reconnect_to.take() {
+            Some(again) => again,
             None => {
                 let ctx = PickContext {
                     now: t0,
-                    rand: fastrand::u64(..),
+                    rand: 0,
                     client_ip: Some(info.peer.ip()),
                     hash_key: pool.hash_on.as_ref().and_then(|h| forward::hash_key(h, &parts.headers, parts.uri.path())),
                     sticky,
-                    avoid: &avoid[..tried],
-                    client_zone: None,
+                    avoid: &[],
+                    client_zone: if pool.zone_aware {
+                        crate::client::client_zone(
+                            client_ip,
+                            &parts.headers,
+                            snap.client.zone_header.as_ref(),
+                            &snap.client.zones,
+                        )
+                    } else {
+                        None
+                    },
                 };
-                match pool.balancer.pick(&ctx) {
-                    Some(i) => i,
+                match select(state, pool, ctx, &mut avoid, tried).await? {
+                    Some(picked) => picked,
                     None => break,
                 }
             }
@@ -210,7 +265,7 @@ async fn proxy(
                 back
             }
             (None, Some(b)) => {
-                let last = tried + 1 == MAX_ATTEMPTS;
+                let last = tried + 1 == max_attempts;
                 let headers =
                     if resend_ok && !last { parts.headers.clone() } else { std::mem::take(&mut parts.headers) };
                 if resend_ok {
@@ -235,8 +290,9 @@ async fn proxy(
                 Err(e) => {
                     let t1 = state.clock.now();
                     stats.on_request_end(t1, t1.saturating_sub(t0), false);
+                    guard.finish(admission, Some(Outcome::ConnectFailure), t1);
                     tracing::debug!(error = %e, "connect failed; trying another instance");
-                    avoid[tried] = idx;
+                    avoid.push(idx);
                     tried += 1;
                     unsent = Some(req);
                     last_err = Some(e);
@@ -248,7 +304,9 @@ async fn proxy(
         let t1 = state.clock.now();
         match result {
             Ok(resp) => {
-                stats.on_request_end(t1, t1.saturating_sub(t0), resp.status().as_u16() < 500);
+                let status = resp.status().as_u16();
+                stats.on_request_end(t1, t1.saturating_sub(t0), status < 500);
+                guard.finish(admission, Some(Outcome::from_status(status)), t1);
                 let conn = (sender, pool.conns[idx].clone());
                 let resp = relay(resp, pool, idx, conn, pinned, client_upgrade, request_id)?;
                 return Ok((resp, authority.to_string()));
@@ -259,11 +317,12 @@ async fn proxy(
                     // A pooled connection the instance had closed: open a fresh one to
                     // the same instance (a connect error then moves on).
                     stats.on_request_end(t1, t1.saturating_sub(t0), true);
-                    reconnect_to = Some(idx);
+                    reconnect_to = Some((idx, admission));
                 } else {
                     // Even a fresh connection closed at once: try another instance.
                     stats.on_request_end(t1, t1.saturating_sub(t0), false);
-                    avoid[tried] = idx;
+                    guard.finish(admission, Some(Outcome::ConnectFailure), t1);
+                    avoid.push(idx);
                     tried += 1;
                     last_err = Some(ProxyError::Upstream { addr: authority.to_string(), source });
                 }
@@ -271,17 +330,86 @@ async fn proxy(
             Err(SendError::Failed(e)) => {
                 let client_fault = matches!(e, ProxyError::BodyTooLarge { .. });
                 stats.on_request_end(t1, t1.saturating_sub(t0), client_fault);
+                let outcome = match &e {
+                    ProxyError::BodyTooLarge { .. } => None,
+                    ProxyError::UpstreamTimeout { .. } => Some(Outcome::Timeout),
+                    _ => Some(Outcome::ServerError),
+                };
+                guard.finish(admission, outcome, t1);
                 if !(resend_ok && matches!(e, ProxyError::Upstream { .. })) {
                     return Err(e);
                 }
                 tracing::debug!(error = %e, "upstream failed before responding; trying another instance");
-                avoid[tried] = idx;
+                avoid.push(idx);
                 tried += 1;
                 last_err = Some(e);
             }
         }
     }
     Err(last_err.unwrap_or_else(|| ProxyError::NoInstance { pool: pool.name.clone() }))
+}
+
+/// Picks an instance that admits the request: ejected instances and open breakers are
+/// skipped (added to `avoid`); when every instance is at its in-flight limit the request
+/// waits in the pool's pending queue. `Ok(None)`: no instance left to try (the caller
+/// answers with the last error). When the first attempt finds every instance ejected or
+/// open: 503 with the soonest `Retry-After`.
+async fn select<'p>(
+    state: &ListenerState,
+    pool: &'p Pool,
+    base: PickContext<'_>,
+    avoid: &mut Vec<usize>,
+    tried: usize,
+) -> Result<Option<(usize, Admission<'p>)>, ProxyError> {
+    let unavailable = |reason, retry_after| ProxyError::Unavailable { pool: pool.name.clone(), reason, retry_after };
+    let first_skipped = avoid.len();
+    let mut soonest: Option<Duration> = None;
+    let mut queued = None;
+    let mut deadline = None;
+    loop {
+        let mut busy = false;
+        let now = state.clock.now();
+        loop {
+            let ctx = PickContext { now, rand: fastrand::u64(..), avoid: avoid.as_slice(), ..base };
+            let Some(i) = pool.balancer.pick(&ctx) else { break };
+            if avoid.contains(&i) {
+                // Panic mode hands back an avoided instance only when all are avoided.
+                break;
+            }
+            match pool.guard.admit(i, now) {
+                Ok(admission) => return Ok(Some((i, admission))),
+                Err(Refusal::Unavailable(after)) => {
+                    soonest = Some(soonest.map_or(after, |s| s.min(after)));
+                    avoid.push(i);
+                }
+                Err(Refusal::Busy) => {
+                    busy = true;
+                    avoid.push(i);
+                }
+            }
+        }
+        if !busy {
+            return match soonest {
+                Some(after) if tried == 0 => Err(unavailable("every instance is ejected or its breaker is open", after)),
+                _ => Ok(None),
+            };
+        }
+        // Every instance left is at its in-flight limit: wait for room, bounded.
+        if queued.is_none() {
+            let permit = pool
+                .guard
+                .enter_queue()
+                .map_err(|full| unavailable("the pending queue is full", full.retry_after))?;
+            queued = Some(permit);
+            deadline = Some(tokio::time::Instant::now() + pool.guard.queue_timeout());
+        }
+        let until = deadline.unwrap_or_else(tokio::time::Instant::now);
+        if tokio::time::timeout_at(until, pool.guard.room()).await.is_err() {
+            let after = pool.guard.queue_timeout().max(Duration::from_secs(1));
+            return Err(unavailable("timed out in the pending queue", after));
+        }
+        avoid.truncate(first_skipped);
+    }
 }
 
 /// Turns the upstream response into the client's: hop-by-hop out, request id and

@@ -1,6 +1,9 @@
-//! Route matching (host, path prefix, headers) and the weighted split over pools.
+//! Route matching (host, path prefix, headers), the weighted split over pools, the
+//! overrides that force a pool by header or cookie, and the backup pool for failover.
 
+use crate::ratelimit::RateLimiter;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use std::sync::Arc;
 
 /// How a route matches the request host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +78,44 @@ impl Split {
     }
 }
 
+/// Where an override looks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OverrideOn {
+    /// A request header.
+    Header(HeaderName),
+    /// A cookie.
+    Cookie(String),
+}
+
+/// A split override: the header or cookie having `value` forces pool `pool`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    /// What to look at.
+    pub on: OverrideOn,
+    /// The value that triggers it.
+    pub value: String,
+    /// Pool index in the snapshot.
+    pub pool: usize,
+}
+
+impl Override {
+    fn applies(&self, headers: &HeaderMap) -> bool {
+        match &self.on {
+            OverrideOn::Header(name) => headers.get_all(name).iter().any(|v| v.as_bytes() == self.value.as_bytes()),
+            OverrideOn::Cookie(name) => crate::forward::cookie(headers, name) == Some(self.value.as_str()),
+        }
+    }
+}
+
+/// The failover pool of a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backup {
+    /// Pool index in the snapshot.
+    pub pool: usize,
+    /// Healthy instances the chosen pool needs to keep the traffic.
+    pub min_healthy: usize,
+}
+
 /// One compiled route of a listener.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -86,6 +127,12 @@ pub struct Route {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Traffic split over the snapshot's pools.
     pub split: Split,
+    /// Overrides, tried in order before the split.
+    pub overrides: Vec<Override>,
+    /// Failover pool.
+    pub backup: Option<Backup>,
+    /// The route's own rate limit.
+    pub rate_limit: Option<Arc<RateLimiter>>,
 }
 
 impl Route {
@@ -94,6 +141,15 @@ impl Route {
         self.host.matches(host)
             && path.starts_with(self.path_prefix.as_str())
             && self.headers.iter().all(|(name, want)| headers.get_all(name).iter().any(|v| v == want))
+    }
+
+    /// The pool for this request: the first override that applies, else the split with
+    /// random bits `rand`; None when every split weight is zero.
+    pub fn choose(&self, headers: &HeaderMap, rand: u64) -> Option<usize> {
+        match self.overrides.iter().find(|o| o.applies(headers)) {
+            Some(o) => Some(o.pool),
+            None => self.split.pick(rand),
+        }
     }
 }
 
@@ -172,12 +228,42 @@ mod tests {
     }
 
     #[test]
+    fn overrides_win_over_the_split_in_order() {
+        let route = Route {
+            host: HostMatch::Any,
+            path_prefix: "/".into(),
+            headers: Vec::new(),
+            split: Split::new([(0, 100)]),
+            overrides: vec![
+                Override { on: OverrideOn::Header(HeaderName::from_static("x-canary")), value: "1".into(), pool: 1 },
+                Override { on: OverrideOn::Cookie("variant".into()), value: "b".into(), pool: 2 },
+            ],
+            backup: None,
+            rate_limit: None,
+        };
+        let mut h = HeaderMap::new();
+        assert_eq!(route.choose(&h, 7), Some(0));
+        h.insert("cookie", HeaderValue::from_static("a=1; variant=b"));
+        assert_eq!(route.choose(&h, 7), Some(2), "cookie override");
+        h.insert("x-canary", HeaderValue::from_static("0"));
+        assert_eq!(route.choose(&h, 7), Some(2), "header value differs");
+        h.insert("x-canary", HeaderValue::from_static("1"));
+        assert_eq!(route.choose(&h, 7), Some(1), "first override wins");
+        h.insert("cookie", HeaderValue::from_static("variant=bb"));
+        h.remove("x-canary");
+        assert_eq!(route.choose(&h, 7), Some(0), "cookie value must match exactly");
+    }
+
+    #[test]
     fn route_matches_path_prefix_and_headers() {
         let route = Route {
             host: HostMatch::Any,
             path_prefix: "/api".into(),
             headers: vec![(HeaderName::from_static("x-canary"), HeaderValue::from_static("1"))],
             split: Split::new([(0, 1)]),
+            overrides: Vec::new(),
+            backup: None,
+            rate_limit: None,
         };
         let mut headers = HeaderMap::new();
         assert!(!route.matches("h", "/api/x", &headers), "header missing");

@@ -106,6 +106,7 @@ impl ProxyServer {
             .collect::<Result<Vec<_>, _>>()?;
         let running = prepared.into_iter().map(|p| server.spawn(p)).collect();
         *server.listeners.lock().unwrap_or_else(PoisonError::into_inner) = running;
+        server.registry.sync_tasks(config, server.clock);
         Ok(server)
     }
 
@@ -124,6 +125,11 @@ impl ProxyServer {
     /// Live stats of instance `address` of `pool` (shared by all listeners).
     pub fn backend_stats(&self, pool: &str, address: &str) -> Option<Arc<BackendStats>> {
         self.registry.get(pool, address)
+    }
+
+    /// Health, outlier and circuit-breaker transitions of every pool, newest last.
+    pub fn events(&self) -> Arc<ballast_core::resilience::EventLog> {
+        self.registry.events()
     }
 
     /// The time base of the backend stats.
@@ -191,6 +197,7 @@ impl ProxyServer {
         }
         listeners.extend(started);
         self.registry.retain_config(config);
+        self.registry.sync_tasks(config, self.clock);
         self.conns.retain(&|addr| config.pools.iter().any(|p| p.instances.iter().any(|i| i.address == addr)));
         Ok(summary)
     }

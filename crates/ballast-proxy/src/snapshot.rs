@@ -6,10 +6,14 @@
 //! instance keeps its in-flight count and latency estimate.
 
 use crate::error::ProxyError;
-use crate::route::{HostMatch, Route, Split};
+use crate::resilience_glue::{GuardRegistry, PoolGuard, TaskSupervisor};
+use crate::stats_glue::Clock;
+use ballast_core::resilience::EventLog;
+use crate::ratelimit::RateLimiter;
+use crate::route::{Backup, HostMatch, Override, OverrideOn, Route, Split};
 use crate::upstream::{ConnPool, ConnRegistry};
 use ballast_core::balance::{Backend, BackendStats, BalanceOptions, Balancer, HashOn};
-use ballast_core::config::{AccessLogFormat, BalancerConfig, Config};
+use ballast_core::config::{AccessLogFormat, BalancerConfig, Cidr, ClientZoneConfig, Config, RateLimitConfig};
 use http::uri::Authority;
 use http::{HeaderName, HeaderValue};
 use std::collections::{HashMap, HashSet};
@@ -18,9 +22,14 @@ use std::time::Duration;
 
 /// Live stats of every backend of every pool, shared by all listeners and kept across
 /// reloads. Only snapshot builds touch the map (never the request path).
+///
+/// It also holds the resilience state kept across reloads ([`GuardRegistry`]) and the
+/// pools' background tasks (health checks, latency probes: [`TaskSupervisor`]).
 #[derive(Debug, Default)]
 pub struct StatsRegistry {
     map: Mutex<HashMap<(String, String), Arc<BackendStats>>>,
+    guards: Arc<GuardRegistry>,
+    tasks: TaskSupervisor,
 }
 
 impl StatsRegistry {
@@ -38,8 +47,21 @@ impl StatsRegistry {
         map.get(&(pool.to_string(), id.to_string())).cloned()
     }
 
+    /// The shared log of health, outlier and breaker transitions.
+    pub fn events(&self) -> Arc<EventLog> {
+        self.guards.events()
+    }
+
+    /// Starts, updates or stops the pools' health checkers and latency probers to match
+    /// `config` (call after a successful start or reload, inside a tokio runtime).
+    pub fn sync_tasks(&self, config: &Config, clock: Clock) {
+        let now = clock.now();
+        self.tasks.sync(config, clock, &self.guards, |pool, id| self.get_or_create(pool, id, now));
+    }
+
     /// Forgets backends that no pool of `config` has any more.
     pub fn retain_config(&self, config: &Config) {
+        self.guards.retain_config(config);
         let keep: HashSet<(&str, &str)> = config
             .pools
             .iter()
@@ -74,6 +96,23 @@ pub struct Pool {
     pub hash_on: Option<HashOn>,
     /// Cookie affinity.
     pub sticky: Option<Sticky>,
+    /// Outlier detection, breakers, limits and the retry budget.
+    pub guard: PoolGuard,
+    /// Whether picks prefer the client's zone (`zone_aware`).
+    pub zone_aware: bool,
+}
+
+impl Pool {
+    /// Instances that are healthy, not draining, not ejected and not behind an open
+    /// breaker at `now`, counted up to `enough` (failover only needs to know whether the
+    /// pool has enough).
+    pub fn healthy_at_least(&self, enough: usize, now: Duration) -> bool {
+        (0..self.authorities.len())
+            .filter(|&i| self.balancer.stats(i).is_eligible() && self.guard.usable(i, now))
+            .take(enough)
+            .count()
+            >= enough
+    }
 }
 
 /// Per-request settings of a listener (reloadable).
@@ -108,6 +147,25 @@ pub struct Snapshot {
     pub pools: Vec<Pool>,
     /// Timeouts and limits.
     pub settings: Settings,
+    /// Client address and zone resolution, and the listener's rate limit.
+    pub client: ClientSettings,
+}
+
+/// How a listener finds out who the client is, and limits it.
+#[derive(Debug)]
+pub struct ClientSettings {
+    /// The listener's rate limit.
+    pub rate_limit: Option<Arc<RateLimiter>>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted: Vec<Cidr>,
+    /// Client networks → zone.
+    pub zones: Vec<ClientZoneConfig>,
+    /// Header naming the client's zone.
+    pub zone_header: Option<HeaderName>,
+}
+
+fn limiter(cfg: Option<&RateLimitConfig>) -> Result<Option<Arc<RateLimiter>>, String> {
+    cfg.map(|c| RateLimiter::new(c).map(Arc::new)).transpose()
 }
 
 impl Snapshot {
@@ -127,25 +185,45 @@ impl Snapshot {
         };
         let mut pool_index: HashMap<&str, usize> = HashMap::new();
         let mut pools = Vec::new();
+        // The snapshot index of pool `name`, building it on first use.
+        let mut pool_idx = |name: &str, field: String| -> Result<usize, ProxyError> {
+            if let Some(&i) = pool_index.get(name) {
+                return Ok(i);
+            }
+            let pc = config
+                .pools
+                .iter()
+                .find(|p| p.name == name)
+                .ok_or_else(|| err(field, format!("unknown pool {name:?}")))?;
+            pools.push(build_pool(pc, registry, conns, now).map_err(|(f, r)| err(format!("pool {:?}.{f}", pc.name), r))?);
+            pool_index.insert(pc.name.as_str(), pools.len() - 1);
+            Ok(pools.len() - 1)
+        };
         let mut routes = Vec::with_capacity(balancer.routes.len());
         for (ri, rc) in balancer.routes.iter().enumerate() {
             let mut arms = Vec::with_capacity(rc.split.len());
             for (si, arm) in rc.split.iter().enumerate() {
-                let idx = match pool_index.get(arm.pool.as_str()) {
-                    Some(&i) => i,
-                    None => {
-                        let pc = config.pools.iter().find(|p| p.name == arm.pool).ok_or_else(|| {
-                            err(format!("route[{ri}].split[{si}].pool"), format!("unknown pool {:?}", arm.pool))
-                        })?;
-                        pools.push(build_pool(pc, registry, conns, now).map_err(|(f, r)| {
-                            err(format!("pool {:?}.{f}", pc.name), r)
-                        })?);
-                        pool_index.insert(pc.name.as_str(), pools.len() - 1);
-                        pools.len() - 1
-                    }
-                };
-                arms.push((idx, arm.weight));
+                arms.push((pool_idx(&arm.pool, format!("route[{ri}].split[{si}].pool"))?, arm.weight));
             }
+            let mut overrides = Vec::with_capacity(rc.overrides.len());
+            for (oi, o) in rc.overrides.iter().enumerate() {
+                let on = match (&o.header, &o.cookie) {
+                    (Some(h), None) => OverrideOn::Header(HeaderName::try_from(h.as_str()).map_err(|e| {
+                        err(format!("route[{ri}].override[{oi}].header"), format!("invalid header name: {e}"))
+                    })?),
+                    (None, Some(c)) => OverrideOn::Cookie(c.clone()),
+                    _ => return Err(err(format!("route[{ri}].override[{oi}]"), "give exactly one of header or cookie".into())),
+                };
+                let pool = pool_idx(&o.pool, format!("route[{ri}].override[{oi}].pool"))?;
+                overrides.push(Override { on, value: o.value.clone(), pool });
+            }
+            let backup = match &rc.backup {
+                Some(b) => Some(Backup {
+                    pool: pool_idx(&b.pool, format!("route[{ri}].backup.pool"))?,
+                    min_healthy: usize::try_from(b.min_healthy).unwrap_or(usize::MAX),
+                }),
+                None => None,
+            };
             let mut headers = Vec::with_capacity(rc.headers.len());
             for (name, value) in &rc.headers {
                 let field = || format!("route[{ri}].headers.{name}");
@@ -155,13 +233,29 @@ impl Snapshot {
                     .map_err(|e| err(field(), format!("invalid header value: {e}")))?;
                 headers.push((n, v));
             }
+            let rate_limit = limiter(rc.rate_limit.as_ref()).map_err(|r| err(format!("route[{ri}].rate_limit"), r))?;
             routes.push(Route {
                 host: HostMatch::parse(rc.host.as_deref()),
                 path_prefix: rc.path_prefix.clone(),
                 headers,
                 split: Split::new(arms),
+                overrides,
+                backup,
+                rate_limit,
             });
         }
+        let zone_header = match &balancer.zone_header {
+            Some(h) => Some(
+                HeaderName::try_from(h.as_str()).map_err(|e| err("zone_header".into(), format!("invalid header name: {e}")))?,
+            ),
+            None => None,
+        };
+        let client = ClientSettings {
+            rate_limit: limiter(balancer.rate_limit.as_ref()).map_err(|r| err("rate_limit".into(), r))?,
+            trusted: balancer.trusted_proxies.clone(),
+            zones: balancer.client_zones.clone(),
+            zone_header,
+        };
         let t = &balancer.timeouts;
         let settings = Settings {
             connect: t.connect.0,
@@ -173,7 +267,7 @@ impl Snapshot {
             access_log: balancer.access_log,
             https: !balancer.tls.is_empty(),
         };
-        Ok(Snapshot { name: balancer.name.clone(), routes, pools, settings })
+        Ok(Snapshot { name: balancer.name.clone(), routes, pools, settings, client })
     }
 }
 
@@ -207,11 +301,14 @@ fn build_pool(
     let options = BalanceOptions {
         slow_start: pc.slow_start.map(|d| d.0),
         panic_threshold: pc.panic_threshold,
+        zone_aware: pc.zone_aware,
         ..BalanceOptions::default()
     };
     Ok(Pool {
         name: pc.name.clone(),
         balancer: Balancer::new(pc.balance, backends, stats, options),
+        guard: registry.guards.pool_guard(pc),
+        zone_aware: pc.zone_aware,
         authorities,
         conns: pools,
         hash_on: pc.hash_on.clone(),

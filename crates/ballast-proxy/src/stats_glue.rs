@@ -18,6 +18,11 @@ impl Clock {
         Clock { origin: tokio::time::Instant::now() }
     }
 
+    /// The origin instant (for tasks that take it, like the latency prober).
+    pub fn origin(&self) -> tokio::time::Instant {
+        self.origin
+    }
+
     /// Time since the origin.
     pub fn now(&self) -> Duration {
         self.origin.elapsed()

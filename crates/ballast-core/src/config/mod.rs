@@ -11,6 +11,7 @@ mod load;
 mod net;
 mod provider;
 mod rate_limit;
+mod route;
 mod validate;
 
 #[cfg(test)]
@@ -27,6 +28,7 @@ pub use provider::{
     PLACEHOLDERS,
 };
 pub use rate_limit::{RateLimitConfig, RateLimitKey};
+pub use route::{BackupConfig, OverrideConfig};
 pub use validate::validate;
 
 /// A complete, valid example configuration using every section; `ballast check` and the
@@ -100,6 +102,10 @@ pub struct BalancerConfig {
     /// wins; default none.
     #[serde(default, rename = "client_zone", skip_serializing_if = "Vec::is_empty")]
     pub client_zones: Vec<ClientZoneConfig>,
+    /// Request header that names the client's zone (it wins over `client_zone`); default
+    /// none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_header: Option<String>,
     /// Rate limit over every request of this listener; default none.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
@@ -197,6 +203,12 @@ pub struct RouteConfig {
     pub rate_limit: Option<RateLimitConfig>,
     /// Weighted split over pools.
     pub split: Vec<SplitConfig>,
+    /// Overrides that force a pool by header or cookie, tried in order before the split.
+    #[serde(default, rename = "override", skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<OverrideConfig>,
+    /// Failover pool, used while the chosen pool is short of healthy instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupConfig>,
 }
 
 fn default_path_prefix() -> String {
@@ -240,6 +252,10 @@ pub struct PoolConfig {
     /// Fraction (0.0–1.0) of eligible instances below which all are used; default 0.5.
     #[serde(default = "default_panic_threshold")]
     pub panic_threshold: f64,
+    /// Prefer instances in the client's zone (balancer `client_zone` map or
+    /// `zone_header`), spilling over when the local zone is short; default false.
+    #[serde(default)]
+    pub zone_aware: bool,
     /// Active health checks (`[pool.health]`); default none.
     #[serde(default)]
     pub health: Option<HealthCheckConfig>,

@@ -282,6 +282,23 @@ impl CircuitBreaker {
         Word::unpack(self.word.load(Ordering::Acquire)).state
     }
 
+    /// Whether [`CircuitBreaker::allow`] would refuse at `now`, without changing state:
+    /// open and within its recovery timeout, or half-open with every trial taken and the
+    /// trial period not over. Failover asks this so a recovered breaker gets its trial.
+    pub fn is_refusing(&self, now: Duration) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        let w = Word::unpack(self.word.load(Ordering::Acquire));
+        let now_ms = as_ms(now).min(T_MAX);
+        let due = w.t.saturating_add(self.recovery_ms);
+        match w.state {
+            CircuitState::Closed => false,
+            CircuitState::Open => now_ms < due,
+            CircuitState::HalfOpen => w.a >= self.trials && !(now_ms >= due && now_ms > w.t),
+        }
+    }
+
     /// Failures in a row counted while closed (0 in the other states).
     pub fn consecutive_failures(&self) -> u32 {
         let w = Word::unpack(self.word.load(Ordering::Acquire));

@@ -40,6 +40,19 @@ impl OutlierSlot {
     pub fn is_ejected(&self, now: Duration) -> bool {
         as_ms(now) < self.until_ms.load(Ordering::Acquire)
     }
+
+    /// Ends an ejection early (an active health check just passed `rise` checks: the
+    /// instance has recovered, as Envoy's `successful_active_health_check_uneject_host`).
+    /// The ejection count stays, so a relapse is ejected for longer; the return is still
+    /// reported once by [`OutlierDetector::returned`]. Returns whether it was ejected.
+    pub fn reinstate(&self, now: Duration) -> bool {
+        let until = self.until_ms.load(Ordering::Acquire);
+        if as_ms(now) >= until {
+            return false;
+        }
+        self.failures.store(0, Ordering::Relaxed);
+        self.until_ms.compare_exchange(until, 0, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
 }
 
 /// A change made by outlier detection; the caller turns it into a `HealthEvent`.

@@ -55,6 +55,20 @@ where
     Fut: Future<Output = Response<TestBody>> + Send + 'static,
 {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind backend");
+    serve_backend(listener, handler)
+}
+
+/// [`echo`] on a given address (an instance restarted where it was).
+pub async fn echo_on(name: &'static str, addr: SocketAddr) -> Backend {
+    let listener = TcpListener::bind(addr).await.expect("rebind backend");
+    serve_backend(listener, move |req| echo_response(name, req))
+}
+
+fn serve_backend<F, Fut>(listener: TcpListener, handler: F) -> Backend
+where
+    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<TestBody>> + Send + 'static,
+{
     let addr = listener.local_addr().expect("addr");
     let handler = Arc::new(handler);
     let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));

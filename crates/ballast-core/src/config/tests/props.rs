@@ -53,7 +53,7 @@ fn rate_limit() -> BoxedStrategy<Option<RateLimitConfig>> {
 fn route() -> impl Strategy<Value = RouteConfig> {
     let split = vec((text(), num()).prop_map(|(pool, weight)| SplitConfig { pool, weight }), 0..3);
     (proptest::option::of(text()), text(), btree_map(text(), text(), 0..2), rate_limit(), split).prop_map(
-        |(host, path_prefix, headers, rate_limit, split)| RouteConfig { host, path_prefix, headers, rate_limit, split },
+        |(host, path_prefix, headers, rate_limit, split)| RouteConfig { host, path_prefix, headers, rate_limit, split, overrides: Vec::new(), backup: None },
     )
 }
 

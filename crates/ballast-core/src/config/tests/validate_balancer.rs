@@ -26,6 +26,21 @@ fn rate(c: &mut Config, rate: f64, burst: Option<u32>, key: RateLimitKey) {
     c.balancers[0].rate_limit = Some(RateLimitConfig { key, rate, burst });
 }
 
+fn zone(cidr: &str, zone: &str) -> ClientZoneConfig {
+    ClientZoneConfig { cidr: cidr.parse().unwrap_or_else(|e: String| panic!("{e}")), zone: zone.into() }
+}
+
+fn over(header: Option<&str>, cookie: Option<&str>, pool: &str) -> OverrideConfig {
+    OverrideConfig { header: header.map(Into::into), cookie: cookie.map(Into::into), value: "1".into(), pool: pool.into() }
+}
+
+fn add_pool(c: &mut Config, name: &str) {
+    let mut p = c.pools[0].clone();
+    p.name = name.into();
+    p.instances[0].address = format!("127.0.0.1:{}", 9100 + c.pools.len());
+    c.pools.push(p);
+}
+
 const NAMES: &[Case] = &[
     Case { name: "empty name", edit: |c| c.balancers[0].name.clear(), expect: &[("balancer[0].name", "empty name")] },
     Case { name: "space in name", edit: |c| c.balancers[0].name = "my web".into(), expect: &[("balancer \"my web\".name", "characters outside A-Z a-z 0-9 - _ .")] },
@@ -90,6 +105,9 @@ const RATE_LIMITS_AND_ZONES: &[Case] = &[
     Case { name: "empty header key", edit: |c| rate(c, 1.0, None, RateLimitKey::Header(String::new())), expect: &[("balancer \"web\".rate_limit.key", "in \"header:\": empty name")] },
     Case { name: "bad header key", edit: |c| rate(c, 1.0, None, RateLimitKey::Header("X Key".into())), expect: &[("balancer \"web\".rate_limit.key", "contains ' '")] },
     Case { name: "route rate limit", edit: |c| route(c).rate_limit = Some(RateLimitConfig { key: RateLimitKey::Global, rate: 0.0, burst: None }), expect: &[("balancer \"web\".route[0].rate_limit.rate", "out of range")] },
+    Case { name: "unknown zone", edit: |c| { c.pools[0].instances[0].zone = Some("eu-1a".into()); c.balancers[0].client_zones = vec![zone("10.0.0.0/8", "eu-1b")] }, expect: &[("balancer \"web\".client_zone[0].zone", "unknown zone \"eu-1b\": no instance is in it (instance zones: [\"eu-1a\"])")] },
+    Case { name: "known zone", edit: |c| { c.pools[0].instances[0].zone = Some("eu-1a".into()); c.balancers[0].client_zones = vec![zone("10.0.0.0/8", "eu-1a")]; c.balancers[0].zone_header = Some("x-zone".into()) }, expect: &[] },
+    Case { name: "bad zone header", edit: |c| c.balancers[0].zone_header = Some("x zone".into()), expect: &[("balancer \"web\".zone_header", "contains ' '")] },
     Case { name: "empty zone", edit: |c| c.balancers[0].client_zones = vec![ClientZoneConfig { cidr: "10.0.0.0/8".parse().unwrap_or_else(|e: String| panic!("{e}")), zone: String::new() }], expect: &[("balancer \"web\".client_zone[0].zone", "empty zone; use 1-64 characters")] },
 ];
 
@@ -110,6 +128,15 @@ const ROUTES: &[Case] = &[
     Case { name: "pool twice in a split", edit: |c| { let s = route(c).split[0].clone(); route(c).split.push(s) }, expect: &[("balancer \"web\".route[0].split[1].pool", "\"api\" already appears in split[0]")] },
     Case { name: "weight too big", edit: |c| route(c).split[0].weight = 10_001, expect: &[("balancer \"web\".route[0].split[0].weight", "10001 is out of range; use 0 to 10000")] },
     Case { name: "all weights zero", edit: |c| route(c).split[0].weight = 0, expect: &[("balancer \"web\".route[0].split", "every weight is 0")] },
+    Case { name: "valid override and backup", edit: |c| { add_pool(c, "canary"); add_pool(c, "dr"); route(c).overrides = vec![over(Some("x-canary"), None, "canary")]; route(c).backup = Some(BackupConfig { pool: "dr".into(), min_healthy: 2 }) }, expect: &[] },
+    Case { name: "override to an unknown pool", edit: |c| route(c).overrides = vec![over(Some("x-canary"), None, "canary")], expect: &[("balancer \"web\".route[0].override[0].pool", "no pool named \"canary\"")] },
+    Case { name: "override with header and cookie", edit: |c| route(c).overrides = vec![over(Some("x-canary"), Some("c"), "api")], expect: &[("balancer \"web\".route[0].override[0]", "exactly one of header")] },
+    Case { name: "override with neither", edit: |c| route(c).overrides = vec![over(None, None, "api")], expect: &[("balancer \"web\".route[0].override[0]", "exactly one of header")] },
+    Case { name: "override bad cookie", edit: |c| route(c).overrides = vec![over(None, Some("a b"), "api")], expect: &[("balancer \"web\".route[0].override[0].cookie", "contains ' '")] },
+    Case { name: "override empty value", edit: |c| { let mut o = over(Some("x-canary"), None, "api"); o.value.clear(); route(c).overrides = vec![o] }, expect: &[("balancer \"web\".route[0].override[0].value", "non-empty")] },
+    Case { name: "backup unknown", edit: |c| route(c).backup = Some(BackupConfig { pool: "dr".into(), min_healthy: 1 }), expect: &[("balancer \"web\".route[0].backup.pool", "no pool named \"dr\"")] },
+    Case { name: "backup in the split", edit: |c| route(c).backup = Some(BackupConfig { pool: "api".into(), min_healthy: 1 }), expect: &[("balancer \"web\".route[0].backup.pool", "already in the split")] },
+    Case { name: "backup min_healthy 0", edit: |c| { add_pool(c, "dr"); route(c).backup = Some(BackupConfig { pool: "dr".into(), min_healthy: 0 }) }, expect: &[("balancer \"web\".route[0].backup.min_healthy", "0 is out of range; use 1 to 10000")] },
     Case { name: "shadowed route", edit: |c| { let r = route(c).clone(); c.balancers[0].routes.push(r) }, expect: &[("balancer \"web\".route[1]", "is unreachable: route[0] has the same host, path_prefix and headers")] },
     Case { name: "different host is not shadowed", edit: |c| { let mut r = route(c).clone(); r.host = Some("a.example".into()); c.balancers[0].routes.push(r) }, expect: &[] },
 ];

@@ -40,6 +40,9 @@ pub(super) fn check(r: &mut Report, path: &str, b: &BalancerConfig, pools: &Pool
     if let Some(rl) = &b.rate_limit {
         check_rate_limit(r, &format!("{path}.rate_limit"), rl);
     }
+    if let Some(h) = &b.zone_header {
+        r.check(format!("{path}.zone_header"), check_token(h));
+    }
 
     if b.routes.is_empty() {
         r.at(format!("{path}.route"), "the balancer has no routes; add at least one [[balancer.route]]");
@@ -118,6 +121,7 @@ fn check_route(r: &mut Report, path: &str, route: &RouteConfig, pools: &PoolInde
     if let Some(rl) = &route.rate_limit {
         check_rate_limit(r, &format!("{path}.rate_limit"), rl);
     }
+    check_failover(r, path, route, pools);
     if route.split.is_empty() {
         r.at(format!("{path}.split"), "no pools to send traffic to; add split = [{ pool = \"NAME\" }]");
         return;
@@ -134,6 +138,32 @@ fn check_route(r: &mut Report, path: &str, route: &RouteConfig, pools: &PoolInde
     }
     if route.split.iter().all(|s| s.weight == 0) {
         r.at(format!("{path}.split"), "every weight is 0, so no request could be sent; give at least one arm a weight above 0");
+    }
+}
+
+/// Overrides (one of header/cookie, known pool) and the backup pool.
+fn check_failover(r: &mut Report, path: &str, route: &RouteConfig, pools: &PoolIndex) {
+    for (i, o) in route.overrides.iter().enumerate() {
+        let opath = format!("{path}.override[{i}]");
+        match (&o.header, &o.cookie) {
+            (Some(h), None) => r.check(format!("{opath}.header"), check_token(h)),
+            (None, Some(c)) => r.check(format!("{opath}.cookie"), check_token(c)),
+            _ => r.at(opath.clone(), "give exactly one of header = \"NAME\" or cookie = \"NAME\""),
+        }
+        if o.value.is_empty() || !o.value.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+            r.at(format!("{opath}.value"), format!("{:?} must be non-empty visible ASCII", o.value));
+        }
+        if !pools.contains(&o.pool) {
+            r.at(format!("{opath}.pool"), format!("no pool named {:?}; {}", o.pool, pools.hint()));
+        }
+    }
+    if let Some(b) = &route.backup {
+        if !pools.contains(&b.pool) {
+            r.at(format!("{path}.backup.pool"), format!("no pool named {:?}; {}", b.pool, pools.hint()));
+        } else if route.split.iter().any(|s| s.pool == b.pool) {
+            r.at(format!("{path}.backup.pool"), format!("{:?} is already in the split; a backup must be another pool", b.pool));
+        }
+        r.range(format!("{path}.backup.min_healthy"), u64::from(b.min_healthy), 1, 10_000);
     }
 }
 

@@ -35,6 +35,7 @@ pub fn validate(config: &Config) -> Vec<FieldError> {
     }
     pool::check_port_range_overlaps(&mut r, &config.pools, &pool_paths);
     check_unservable_pools(&mut r, config, &balancer_paths, &pool_paths);
+    check_zones(&mut r, config, &balancer_paths);
     r.errors
 }
 
@@ -99,6 +100,22 @@ impl<'a> PoolIndex<'a> {
         let more = if self.total > self.sample.len() { ", ..." } else { "" };
         let list: Vec<String> = self.sample.iter().map(|n| format!("{n:?}")).collect();
         format!("known pools: {}{more}", list.join(", "))
+    }
+}
+
+/// A client zone must be a zone some instance is in (else zone-aware balancing could
+/// never keep its clients local: most likely a typo).
+fn check_zones(r: &mut Report, config: &Config, balancer_paths: &[String]) {
+    let known: HashSet<&str> =
+        config.pools.iter().flat_map(|p| p.instances.iter().filter_map(|i| i.zone.as_deref())).collect();
+    for (b, path) in config.balancers.iter().zip(balancer_paths) {
+        for (i, z) in b.client_zones.iter().enumerate() {
+            if !z.zone.is_empty() && !known.contains(z.zone.as_str()) {
+                let mut list: Vec<&str> = known.iter().copied().collect();
+                list.sort_unstable();
+                r.at(format!("{path}.client_zone[{i}].zone"), format!("unknown zone {:?}: no instance is in it (instance zones: {list:?})", z.zone));
+            }
+        }
     }
 }
 

@@ -190,3 +190,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn is_refusing_mirrors_allow_without_changing_state() {
+    let b = CircuitBreaker::new(&cfg(2, 10, 1));
+    assert!(!b.is_refusing(secs(1)), "closed");
+    fail_n(&b, 2, secs(1));
+    assert!(b.is_refusing(secs(5)), "open within the recovery timeout");
+    assert!(!b.is_refusing(secs(11)), "timeout passed: a trial would go");
+    assert_eq!(b.state(), CircuitState::Open, "asking changed nothing");
+    let _trial = b.allow(secs(11)).expect("trial");
+    assert!(b.is_refusing(secs(12)), "half-open, its one trial taken");
+    assert!(!b.is_refusing(secs(22)), "trial period over: a new trial would go");
+}

@@ -157,3 +157,16 @@ fn racing_threads_respect_the_cap() {
     }
     assert_eq!(d.ejected_count(secs(1)), 2);
 }
+
+#[test]
+fn reinstate_ends_an_ejection_early_and_keeps_the_count() {
+    let d = detector(2, &cfg(1, 100));
+    assert!(d.record(0, Outcome::ConnectFailure, secs(1)).is_some(), "ejected");
+    let slot = &d.slots()[0];
+    assert!(slot.is_ejected(secs(2)));
+    assert!(slot.reinstate(secs(2)));
+    assert!(!slot.is_ejected(secs(2)));
+    assert!(!slot.reinstate(secs(2)), "not ejected any more");
+    assert_eq!(slot.ejections(), 1, "a relapse is ejected for longer");
+    assert_eq!(d.returned(secs(2)), vec![0], "the return is reported once");
+}
