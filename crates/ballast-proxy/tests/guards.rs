@@ -63,6 +63,12 @@ async fn health_checks_take_a_dead_instance_out_and_bring_it_back_after_rise() {
     let listener = TcpListener::bind(b_addr).await.expect("rebind b");
     eventually(Duration::from_secs(3), "b healthy again", || stats.healthy.load(Ordering::Acquire)).await;
     assert!(has_event(&events.recent(100), &id, |k| matches!(k, EventKind::Health { to: Health::Healthy, .. })));
+    let status = proxy.health_status();
+    assert_eq!(status.len(), 1);
+    assert_eq!(status[0].0, "app");
+    let b_status = status[0].1.iter().find(|h| h.instance == id).expect("b is checked");
+    assert_eq!(b_status.health, Health::Healthy);
+    assert!(b_status.checks >= 4, "fall 2 + rise 2 checks at least: {b_status:?}");
     drop(listener);
 }
 
