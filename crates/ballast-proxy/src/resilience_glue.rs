@@ -9,7 +9,7 @@
 //! snapshot is built and by the periodic task that ends ejections of instances found healthy again and reports
 //! returned ones.
 
-use crate::health::{HealthChecker, HealthHandle, HealthTarget};
+use crate::health::{HealthChecker, HealthHandle, HealthTarget, InstanceHealth};
 use crate::probe::{ProbeSettings, Prober, ProberHandle};
 use crate::stats_glue::Clock;
 use ballast_core::balance::{Algorithm, BackendStats};
@@ -317,6 +317,18 @@ impl Drop for TaskSupervisor {
 }
 
 impl TaskSupervisor {
+    /// The active-check state of every instance of every pool with health checks, by
+    /// pool name (sorted).
+    pub fn health_status(&self) -> Vec<(String, Vec<InstanceHealth>)> {
+        let pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out: Vec<(String, Vec<InstanceHealth>)> = pools
+            .iter()
+            .filter_map(|(name, t)| t.health.as_ref().map(|(_, h)| (name.clone(), h.status())))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     /// Makes the running tasks match `config`: a health checker per pool with a
     /// `[pool.health]` (restarted when its settings change, else given the new instance
     /// list), a prober per `adaptive` pool; tasks of pools that went away stop. `stats`

@@ -132,6 +132,11 @@ impl ProxyServer {
         self.registry.events()
     }
 
+    /// Active health-check state of every instance, per pool with `[pool.health]`.
+    pub fn health_status(&self) -> Vec<(String, Vec<crate::health::InstanceHealth>)> {
+        self.registry.health_status()
+    }
+
     /// The time base of the backend stats.
     pub fn clock(&self) -> Clock {
         self.clock

@@ -52,6 +52,11 @@ impl StatsRegistry {
         self.guards.events()
     }
 
+    /// Active health-check state per pool (pools with `[pool.health]` only).
+    pub fn health_status(&self) -> Vec<(String, Vec<crate::health::InstanceHealth>)> {
+        self.tasks.health_status()
+    }
+
     /// Starts, updates or stops the pools' health checkers and latency probers to match
     /// `config` (call after a successful start or reload, inside a tokio runtime).
     pub fn sync_tasks(&self, config: &Config, clock: Clock) {

@@ -26,11 +26,12 @@ fn has_event(events: &[HealthEvent], instance: &str, want: impl Fn(&EventKind) -
     events.iter().any(|e| e.instance == instance && want(&e.kind))
 }
 
-/// A backend answering 500 while `failing` is set, 200 otherwise; counts its requests.
+/// A backend that, while `failing` is set, fails half its requests (500 for three, 200
+/// for the next three, and so on), and answers 200 otherwise; counts its requests.
 async fn flaky(name: &'static str, failing: Arc<AtomicBool>, hits: Arc<AtomicUsize>) -> Backend {
     backend(move |_req| {
-        let fail = failing.load(Ordering::SeqCst);
-        hits.fetch_add(1, Ordering::SeqCst);
+        let n = hits.fetch_add(1, Ordering::SeqCst);
+        let fail = failing.load(Ordering::SeqCst) && (n / 3) % 2 == 0;
         async move {
             let mut r = Response::new(full(name));
             r.headers_mut().insert("x-backend", name.parse().expect("name"));
@@ -62,6 +63,12 @@ async fn health_checks_take_a_dead_instance_out_and_bring_it_back_after_rise() {
     let listener = TcpListener::bind(b_addr).await.expect("rebind b");
     eventually(Duration::from_secs(3), "b healthy again", || stats.healthy.load(Ordering::Acquire)).await;
     assert!(has_event(&events.recent(100), &id, |k| matches!(k, EventKind::Health { to: Health::Healthy, .. })));
+    let status = proxy.health_status();
+    assert_eq!(status.len(), 1);
+    assert_eq!(status[0].0, "app");
+    let b_status = status[0].1.iter().find(|h| h.instance == id).expect("b is checked");
+    assert_eq!(b_status.health, Health::Healthy);
+    assert!(b_status.checks >= 4, "fall 2 + rise 2 checks at least: {b_status:?}");
     drop(listener);
 }
 
@@ -101,7 +108,7 @@ async fn a_failing_instance_opens_its_breaker_and_recovers_through_half_open() {
     let bad = flaky("bad", failing.clone(), bad_hits.clone()).await;
     let good = flaky("good", Arc::new(AtomicBool::new(false)), good_hits.clone()).await;
     let pool = "[pool.outlier]\nenabled = false\n\
-                [pool.circuit_breaker]\nfailure_threshold = 3\nrecovery_timeout = \"300ms\"\n";
+                [pool.circuit_breaker]\nfailure_threshold = 3\nrecovery_timeout = \"1s\"\n";
     let (proxy, addr) = proxy(&simple_config(&[bad.addr, good.addr], "", pool)).await;
     let client = pooled_client();
     let mut errors = 0;
@@ -117,7 +124,7 @@ async fn a_failing_instance_opens_its_breaker_and_recovers_through_half_open() {
     let id = bad.addr.to_string();
     let opened = |e: &EventKind| matches!(e, EventKind::Circuit { to: CircuitState::Open, .. });
     assert!(has_event(&proxy.events().recent(100), &id, opened));
-    // Half the time failing, then healed: the trial after the recovery timeout closes it.
+    // Healed: the trial after the recovery timeout closes it.
     failing.store(false, Ordering::SeqCst);
     let events = proxy.events();
     let closed = |e: &EventKind| matches!(e, EventKind::Circuit { to: CircuitState::Closed, .. });
