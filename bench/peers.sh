@@ -6,7 +6,7 @@
 #   1. main, 1 thread:  haproxy nbthread 1, nginx 1 worker, ballast --threads 1 (core 1)
 #   2. main, 2 threads: haproxy nbthread 2, nginx 2 workers, ballast --threads 2 (cores 0,1)
 #      (HTTP/1.1 keep-alive with wrk and h2c with h2load for every row)
-#   3. hetero: backend :9103 answers SLOW_MS later; ballast least-request, peak-ewma
+#   3. hetero: backend :9103 answers SLOW_MS later; ballast least-request, peak-ewma, adaptive
 #      (and round-robin) beside HAProxy leastconn/roundrobin and nginx least_conn.
 # Each row reports RPS, p50, p90, p99 and the proxy's peak RSS; `ratio` columns compare
 # ballast with HAProxy of the same thread count in the same invocation.
@@ -61,7 +61,7 @@ run_main() { # threads
 }
 
 run_hetero() {
-  PROXY_NAME=ballast PROXY_POLICIES=${BALLAST_POLICIES:-"round-robin least-request peak-ewma"} \
+  PROXY_NAME=ballast PROXY_POLICIES=${BALLAST_POLICIES:-"round-robin least-request peak-ewma adaptive"} \
     HETERO_ROWS=${HETERO_ROWS:-"haproxy-nt1@roundrobin haproxy-nt1@leastconn haproxy-nt1@random(2) nginx-w1@least_conn"} \
     PROXY_CMD=$CMD OUT=$OUT/hetero "$HARNESS" hetero
 }

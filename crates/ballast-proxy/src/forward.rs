@@ -124,13 +124,18 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
     if let Some(v) = headers.get(&X_REQUEST_ID) {
         let b = v.as_bytes();
         if !b.is_empty() && b.len() <= 200 && b.iter().all(|c| c.is_ascii_graphic()) {
-            return v.clone();
+            let mut v = v.clone();
+            v.set_sensitive(true); // see below
+            return v;
         }
     }
     let mut buf = [0u8; 32];
     hex_into(&mut buf[..16], fastrand::u64(..));
     hex_into(&mut buf[16..], fastrand::u64(..));
-    let id = HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("-"));
+    let mut id = HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("-"));
+    // Unique per request: HTTP/2 (HPACK) then sends it as a never-indexed literal instead
+    // of inserting it into, and evicting from, the connection's header table each time.
+    id.set_sensitive(true);
     headers.insert(X_REQUEST_ID.clone(), id.clone());
     id
 }

@@ -124,6 +124,8 @@ pub async fn connect(addr: &Authority, timeout: Duration) -> Result<Sender, Prox
     let _ = stream.set_nodelay(true);
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE));
     let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        // One flat buffer per request (see `conn.rs`).
+        .writev(false)
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|source| ProxyError::Upstream { addr: addr.to_string(), source })?;
