@@ -8,10 +8,13 @@
 #      (HTTP/1.1 keep-alive with wrk and h2c with h2load for every row)
 #   3. hetero: backend :9103 answers SLOW_MS later; ballast least-request, peak-ewma, adaptive
 #      (and round-robin) beside HAProxy leastconn/roundrobin and nginx least_conn.
+#   4. hetero5: the same with the slow backend 5 ms late.
+#   5. guarded: hetero through `ballast serve` with health checks, outlier detection,
+#      circuit breakers and the retry budget on (bench/ballast-guarded.sh).
 # Each row reports RPS, p50, p90, p99 and the proxy's peak RSS; `ratio` columns compare
 # ballast with HAProxy of the same thread count in the same invocation.
 #
-# Usage: bench/peers.sh [main1|main2|hetero|all]   (default all; ~6 min)
+# Usage: bench/peers.sh [main1|main2|hetero|hetero5|guarded|all]   (default all; ~10 min)
 # Knobs: DURATION, CONNS, SLOW_MS, ... pass through to bench.sh. BALLAST=path/to/binary
 # (default: builds target/release/ballast). OUT (default target/bench-peers/<stamp>).
 set -euo pipefail
@@ -60,18 +63,28 @@ run_main() { # threads
   stop_rss
 }
 
-run_hetero() {
+run_hetero() { # [out-name]
   PROXY_NAME=ballast PROXY_POLICIES=${BALLAST_POLICIES:-"round-robin least-request peak-ewma adaptive"} \
     HETERO_ROWS=${HETERO_ROWS:-"haproxy-nt1@roundrobin haproxy-nt1@leastconn haproxy-nt1@random(2) nginx-w1@least_conn"} \
-    PROXY_CMD=$CMD OUT=$OUT/hetero "$HARNESS" hetero
+    PROXY_CMD=$CMD OUT=$OUT/${1:-hetero} "$HARNESS" hetero
+}
+
+# The same heterogeneous case through `ballast serve` with health checks, outlier
+# detection, circuit breakers and the retry budget on: what the guards cost.
+run_guarded() {
+  PROXY_NAME=ballast-guarded PROXY_POLICIES=${BALLAST_POLICIES:-"least-request peak-ewma adaptive"} \
+    HETERO_ROWS=${HETERO_ROWS:-"haproxy-nt1@leastconn"} \
+    PROXY_CMD="exec $ROOT/bench/ballast-guarded.sh" OUT=$OUT/guarded "$HARNESS" hetero
 }
 
 case $WHAT in
   main1) run_main 1 ;;
   main2) run_main 2 ;;
   hetero) run_hetero ;;
-  all) run_main 1; run_main 2; run_hetero ;;
-  *) echo "usage: $0 [main1|main2|hetero|all]" >&2; exit 2 ;;
+  hetero5) SLOW_MS=5 run_hetero hetero5 ;;
+  guarded) run_guarded ;;
+  all) run_main 1; run_main 2; run_hetero; SLOW_MS=5 run_hetero hetero5; run_guarded ;;
+  *) echo "usage: $0 [main1|main2|hetero|hetero5|guarded|all]" >&2; exit 2 ;;
 esac
 
 python3 "$ROOT/bench/peers_report.py" "$OUT" | tee "$OUT/report.txt"
