@@ -2,7 +2,7 @@
 # bench/peers.sh — ballast beside HAProxy and nginx, same machine, same run.
 #
 # Plugs `ballast proxy` into the shared peer harness (../shared/bench/peers/bench.sh, see
-# its header for the PROXY_CMD interface) three times and prints one table:
+# its header for the PROXY_CMD interface) once per mode and prints one table:
 #   1. main, 1 thread:  haproxy nbthread 1, nginx 1 worker, ballast --threads 1 (core 1)
 #   2. main, 2 threads: haproxy nbthread 2, nginx 2 workers, ballast --threads 2 (cores 0,1)
 #      (HTTP/1.1 keep-alive with wrk and h2c with h2load for every row)
