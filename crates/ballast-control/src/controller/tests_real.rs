@@ -13,7 +13,8 @@ use ballast_proxy::{AccessLog, ProxyServer};
 use std::path::{Path, PathBuf};
 use tokio::time::Instant;
 
-const CONFIG: &str = r#"
+/// A balancer in front of one python3 `process` pool; shared with `tests_rollout`.
+pub(super) const CONFIG: &str = r#"
 [[balancer]]
 name = "front"
 listen = "127.0.0.1:0"

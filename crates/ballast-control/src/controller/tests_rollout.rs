@@ -13,20 +13,7 @@ use ballast_proxy::{AccessLog, ProxyServer};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use tokio::time::Instant;
 
-const CONFIG: &str = r#"
-[[balancer]]
-name = "front"
-listen = "127.0.0.1:0"
-[[balancer.route]]
-path_prefix = "/"
-split = [{ pool = "web" }]
-
-[[pool]]
-name = "web"
-[pool.provider]
-kind = "process"
-command = "python3"
-"#;
+use super::tests_real::CONFIG;
 
 /// python3 http.server serving `dir` (which holds `version.txt`).
 fn serving(dir: &std::path::Path) -> ProcessConfig {
