@@ -224,8 +224,10 @@ impl Default for OutlierConfig {
 }
 
 /// The per-instance circuit breaker (`[pool.circuit_breaker]`): closed → open after
-/// `failure_threshold` failures in a row → half-open after `recovery_timeout`, when up to
-/// `half_open_requests` trial requests decide between closed and open again.
+/// `failure_threshold` failures in a row, or once at least `min_requests` requests were
+/// seen in the last 10 s and at least `failure_rate_threshold` of them failed → half-open
+/// after `recovery_timeout`, when up to `half_open_requests` trial requests decide between
+/// closed and open again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CircuitBreakerConfig {
@@ -237,6 +239,12 @@ pub struct CircuitBreakerConfig {
     pub recovery_timeout: ConfigDuration,
     /// Trial requests let through while half-open, at least 1; default 1.
     pub half_open_requests: u32,
+    /// Requests that must have been seen in the 10 s window before the failure rate can
+    /// open the circuit, 1–1,000,000; default 20.
+    pub min_requests: u32,
+    /// Fraction of the window's requests that, once failed, opens the circuit, in (0, 1];
+    /// 0 turns the rate rule off (only failures in a row count); default 0.5.
+    pub failure_rate_threshold: f64,
 }
 
 impl Default for CircuitBreakerConfig {
@@ -246,6 +254,8 @@ impl Default for CircuitBreakerConfig {
             failure_threshold: 5,
             recovery_timeout: ConfigDuration::from_secs(30),
             half_open_requests: 1,
+            min_requests: 20,
+            failure_rate_threshold: 0.5,
         }
     }
 }

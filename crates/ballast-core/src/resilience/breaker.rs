@@ -1,11 +1,15 @@
 //! The per-instance circuit breaker: closed → open after `failure_threshold` failures in
-//! a row → half-open after `recovery_timeout`, when up to `half_open_requests` trial
-//! requests are let through; all of them succeeding closes it, any failing reopens it.
+//! a row, or once the last 10 s hold at least `min_requests` requests of which at least
+//! `failure_rate_threshold` failed → half-open after `recovery_timeout`, when up to
+//! `half_open_requests` trial requests are let through; all of them succeeding closes it
+//! (with a fresh rate window), any failing reopens it.
 //!
 //! The whole state is one `AtomicU64` changed by compare-and-swap, so [`CircuitBreaker::allow`]
-//! and [`CircuitBreaker::record`] take no lock and can never disagree about the state.
+//! and [`CircuitBreaker::record`] take no lock and can never disagree about the state. The
+//! rate window is the shared ten-slot atomic `Window`, also lock-free.
 
 use super::events::{EventCounts, EventKind, HealthEvent};
+use super::window::Window;
 use super::{as_ms, Outcome};
 use crate::config::CircuitBreakerConfig;
 use serde::{Deserialize, Serialize};
@@ -67,6 +71,15 @@ impl CircuitTransition {
     /// A human reason for the change, given the breaker's thresholds.
     pub fn reason(&self, cfg: &CircuitBreakerConfig) -> String {
         match (self.from, self.to) {
+            (CircuitState::Closed, CircuitState::Open) if cfg.failure_rate_threshold > 0.0 => format!(
+                "{0} failures in a row (failure_threshold {0}), or at least {1}% of at least {2} requests in {3}s \
+                 failed (failure_rate_threshold {4}, min_requests {2})",
+                cfg.failure_threshold,
+                (cfg.failure_rate_threshold * 100.0).round(),
+                cfg.min_requests,
+                Window::SPAN.as_secs(),
+                cfg.failure_rate_threshold,
+            ),
             (CircuitState::Closed, CircuitState::Open) => {
                 format!("{0} failures in a row (failure_threshold {0})", cfg.failure_threshold)
             }
@@ -183,19 +196,30 @@ pub struct CircuitBreaker {
     threshold: u64,
     trials: u64,
     recovery_ms: u64,
+    /// Requests in the window that let the rate rule open the circuit.
+    min_requests: u64,
+    /// `failure_rate_threshold` in millionths; 0: the rate rule is off.
+    rate_ppm: u64,
     word: AtomicU64,
+    /// Requests (`a`) and failures (`b`) recorded while closed, over [`Window::SPAN`].
+    window: Window,
 }
 
 impl CircuitBreaker {
-    /// A closed breaker with the given settings. Thresholds are clamped to 1..=1023 and
-    /// the recovery timeout to at least 1 ms (validation allows 1..=1000).
+    /// A closed breaker with the given settings. Thresholds are clamped to 1..=1023, the
+    /// recovery timeout to at least 1 ms (validation allows 1..=1000), `min_requests` to at
+    /// least 1 and `failure_rate_threshold` to 0..=1 (NaN: rule off).
     pub fn new(cfg: &CircuitBreakerConfig) -> Self {
+        let rate = if cfg.failure_rate_threshold.is_finite() { cfg.failure_rate_threshold.clamp(0.0, 1.0) } else { 0.0 };
         CircuitBreaker {
             enabled: cfg.enabled,
             threshold: u64::from(cfg.failure_threshold).clamp(1, FIELD_MAX),
             trials: u64::from(cfg.half_open_requests).clamp(1, FIELD_MAX),
             recovery_ms: as_ms(cfg.recovery_timeout.0).max(1),
+            min_requests: u64::from(cfg.min_requests).max(1),
+            rate_ppm: (rate * 1_000_000.0).round() as u64,
             word: AtomicU64::new(Word::closed(0).pack()),
+            window: Window::default(),
         }
     }
 
@@ -251,12 +275,15 @@ impl CircuitBreaker {
         let now_ms = as_ms(now).min(T_MAX);
         let failed = outcome.is_failure();
         let mut cur = self.word.load(Ordering::Acquire);
+        let rate_tripped = !ticket.probe
+            && Word::unpack(cur).state == CircuitState::Closed
+            && self.count(now, failed);
         loop {
             let w = Word::unpack(cur);
             let next = match (w.state, ticket.probe) {
                 (CircuitState::Closed, false) if !failed && w.a == 0 => return None,
                 (CircuitState::Closed, false) if !failed => Word::closed(0),
-                (CircuitState::Closed, false) if w.a + 1 >= self.threshold => Word::open(now_ms),
+                (CircuitState::Closed, false) if rate_tripped || w.a + 1 >= self.threshold => Word::open(now_ms),
                 (CircuitState::Closed, false) => Word::closed(w.a + 1),
                 (CircuitState::HalfOpen, true) if ticket.epoch == w.t => {
                     if failed {
@@ -270,10 +297,32 @@ impl CircuitBreaker {
                 _ => return None,
             };
             if self.word.compare_exchange_weak(cur, next.pack(), Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                if w.state == CircuitState::HalfOpen && next.state == CircuitState::Closed {
+                    // Recovered: failures from before the outage no longer count.
+                    self.window.clear();
+                }
                 return (next.state != w.state).then_some(CircuitTransition { from: w.state, to: next.state });
             }
             cur = self.word.load(Ordering::Acquire);
         }
+    }
+
+    /// Counts one closed-state request at `now` in the rate window; true when it was a
+    /// failure and the window now trips the rate rule.
+    fn count(&self, now: Duration, failed: bool) -> bool {
+        self.window.add(now, 1, u64::from(failed));
+        if !failed || self.rate_ppm == 0 {
+            return false;
+        }
+        let (requests, failures) = self.window.totals(now);
+        requests >= self.min_requests
+            && u128::from(failures) * 1_000_000 >= u128::from(requests) * u128::from(self.rate_ppm)
+    }
+
+    /// Requests and failures counted in the rate window ending at `now` (for metrics and
+    /// the API).
+    pub fn window_counts(&self, now: Duration) -> (u64, u64) {
+        self.window.totals(now)
     }
 
     /// The stored state (an open breaker whose timeout has passed reads `Open` until the

@@ -30,6 +30,7 @@ mod health;
 mod limits;
 mod outlier;
 mod retry;
+mod window;
 
 #[cfg(test)]
 mod tests;

@@ -106,9 +106,11 @@ fn pool(u: bool) -> impl Strategy<Value = PoolConfig> {
     let outlier = (any::<bool>(), num(), duration(u), duration(u), num()).prop_map(|(enabled, consecutive_failures, base_ejection, max_ejection, max_ejected_percent)| {
         OutlierConfig { enabled, consecutive_failures, base_ejection, max_ejection, max_ejected_percent }
     });
-    let breaker = (any::<bool>(), num(), duration(u), num()).prop_map(|(enabled, failure_threshold, recovery_timeout, half_open_requests)| {
-        CircuitBreakerConfig { enabled, failure_threshold, recovery_timeout, half_open_requests }
-    });
+    let breaker = (any::<bool>(), num(), duration(u), num(), num(), float()).prop_map(
+        |(enabled, failure_threshold, recovery_timeout, half_open_requests, min_requests, failure_rate_threshold)| {
+            CircuitBreakerConfig { enabled, failure_threshold, recovery_timeout, half_open_requests, min_requests, failure_rate_threshold }
+        },
+    );
     let limits = (proptest::option::of(num()), num(), duration(u)).prop_map(|(max_in_flight_per_instance, max_pending, queue_timeout)| {
         PoolLimitsConfig { max_in_flight_per_instance, max_pending, queue_timeout }
     });

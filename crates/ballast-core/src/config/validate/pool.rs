@@ -36,6 +36,14 @@ pub(super) fn check(r: &mut Report, path: &str, p: &PoolConfig) {
     r.range(format!("{path}.circuit_breaker.failure_threshold"), u64::from(cb.failure_threshold), 1, 1000);
     r.duration(format!("{path}.circuit_breaker.recovery_timeout"), cb.recovery_timeout, DAY);
     r.range(format!("{path}.circuit_breaker.half_open_requests"), u64::from(cb.half_open_requests), 1, 1000);
+    r.range(format!("{path}.circuit_breaker.min_requests"), u64::from(cb.min_requests), 1, 1_000_000);
+    let rate = cb.failure_rate_threshold;
+    if !(rate.is_finite() && (0.0..=1.0).contains(&rate)) {
+        r.at(
+            format!("{path}.circuit_breaker.failure_rate_threshold"),
+            format!("{rate} is out of range; use a fraction above 0 and at most 1, or 0 to turn the rate rule off"),
+        );
+    }
 
     let l = &p.limits;
     if let Some(n) = l.max_in_flight_per_instance {

@@ -10,6 +10,9 @@ fn cfg(threshold: u32, recovery_s: u64, trials: u32) -> CircuitBreakerConfig {
         failure_threshold: threshold,
         recovery_timeout: ConfigDuration::from_secs(recovery_s),
         half_open_requests: trials,
+        // The rate rule is off here; breaker_rate.rs covers it.
+        min_requests: 20,
+        failure_rate_threshold: 0.0,
     }
 }
 
@@ -36,7 +39,7 @@ fn closed_opens_after_threshold_failures_in_a_row() {
     let t = b.allow(secs(2)).expect("closed");
     let tr = b.record(t, Outcome::Timeout, secs(2)).expect("fifth failure opens");
     assert_eq!((tr.from, tr.to), (CircuitState::Closed, CircuitState::Open));
-    assert_eq!(tr.reason(&CircuitBreakerConfig::default()), "5 failures in a row (failure_threshold 5)");
+    assert_eq!(tr.reason(&cfg(5, 30, 1)), "5 failures in a row (failure_threshold 5)");
 }
 
 #[test]

@@ -49,12 +49,14 @@ fn events_serialise_with_a_tagged_kind() {
 fn transitions_become_log_entries() {
     use crate::config::CircuitBreakerConfig;
     use crate::resilience::{CircuitState, CircuitTransition, OutlierTransition};
+    const RATE_REASON: &str = "5 failures in a row (failure_threshold 5), or at least 50% of at least 20 requests in 10s \
+                               failed (failure_rate_threshold 0.5, min_requests 20)";
     let cb = CircuitBreakerConfig::default();
     let t = CircuitTransition { from: CircuitState::Closed, to: CircuitState::Open };
     let e = t.event(secs(3), "api", "i-1", &cb);
     assert_eq!((e.at, e.pool.as_str(), e.instance.as_str()), (secs(3), "api", "i-1"));
     assert_eq!(e.kind, EventKind::Circuit { from: CircuitState::Closed, to: CircuitState::Open });
-    assert_eq!((e.counts.consecutive_failures, e.reason.as_str()), (5, "5 failures in a row (failure_threshold 5)"));
+    assert_eq!((e.counts.consecutive_failures, e.reason.as_str()), (5, RATE_REASON));
     let t = CircuitTransition { from: CircuitState::Open, to: CircuitState::HalfOpen };
     assert_eq!(t.event(secs(33), "api", "i-1", &cb).reason, "recovery_timeout 30s passed; letting trial requests through");
     let o = OutlierTransition::Ejected { duration: secs(30), ejections: 2, consecutive_failures: 5 };

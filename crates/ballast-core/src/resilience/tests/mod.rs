@@ -2,6 +2,7 @@
 //! resilience module.
 
 mod breaker;
+mod breaker_rate;
 mod events;
 mod health;
 mod limits;
