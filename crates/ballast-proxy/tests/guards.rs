@@ -4,6 +4,7 @@
 mod common;
 
 use ballast_core::resilience::{CircuitState, EventKind, Health, HealthEvent};
+use ballast_proxy::ProxyServer;
 use common::*;
 use http::{Response, StatusCode};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -26,12 +27,13 @@ fn has_event(events: &[HealthEvent], instance: &str, want: impl Fn(&EventKind) -
     events.iter().any(|e| e.instance == instance && want(&e.kind))
 }
 
-/// A backend that, while `failing` is set, fails half its requests (500 for three, 200
-/// for the next three, and so on), and answers 200 otherwise; counts its requests.
-async fn flaky(name: &'static str, failing: Arc<AtomicBool>, hits: Arc<AtomicUsize>) -> Backend {
+/// A backend that, while `failing` is set, fails half its requests in runs of `run` (500
+/// for `run` requests, 200 for the next `run`, and so on), and answers 200 otherwise;
+/// counts its requests.
+async fn flaky(name: &'static str, run: usize, failing: Arc<AtomicBool>, hits: Arc<AtomicUsize>) -> Backend {
     backend(move |_req| {
         let n = hits.fetch_add(1, Ordering::SeqCst);
-        let fail = failing.load(Ordering::SeqCst) && (n / 3) % 2 == 0;
+        let fail = failing.load(Ordering::SeqCst) && (n / run) % 2 == 0;
         async move {
             let mut r = Response::new(full(name));
             r.headers_mut().insert("x-backend", name.parse().expect("name"));
@@ -105,20 +107,13 @@ async fn a_backend_that_never_answers_is_cut_by_the_timeout_and_ejected() {
 async fn a_failing_instance_opens_its_breaker_and_recovers_through_half_open() {
     let failing = Arc::new(AtomicBool::new(true));
     let (bad_hits, good_hits) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let bad = flaky("bad", failing.clone(), bad_hits.clone()).await;
-    let good = flaky("good", Arc::new(AtomicBool::new(false)), good_hits.clone()).await;
+    let bad = flaky("bad", 3, failing.clone(), bad_hits.clone()).await;
+    let good = flaky("good", 3, Arc::new(AtomicBool::new(false)), good_hits.clone()).await;
     let pool = "[pool.outlier]\nenabled = false\n\
                 [pool.circuit_breaker]\nfailure_threshold = 3\nrecovery_timeout = \"1s\"\n";
     let (proxy, addr) = proxy(&simple_config(&[bad.addr, good.addr], "", pool)).await;
     let client = pooled_client();
-    let mut errors = 0;
-    for _ in 0..40 {
-        let resp = client.request(get(&format!("http://{addr}/"))).await.expect("response");
-        if resp.status() != StatusCode::OK {
-            errors += 1;
-        }
-        collect(resp).await;
-    }
+    let errors = errors_in(&client, addr, 40).await;
     assert_eq!(errors, 3, "the breaker opens after 3 failures in a row");
     assert_eq!(bad_hits.load(Ordering::SeqCst), 3, "no request reaches an open breaker");
     let id = bad.addr.to_string();
@@ -126,6 +121,28 @@ async fn a_failing_instance_opens_its_breaker_and_recovers_through_half_open() {
     assert!(has_event(&proxy.events().recent(100), &id, opened));
     // Healed: the trial after the recovery timeout closes it.
     failing.store(false, Ordering::SeqCst);
+    heals_through_half_open(&proxy, &client, addr, &id).await;
+    assert!(bad_hits.load(Ordering::SeqCst) > 3, "traffic is back on the healed instance");
+}
+
+type Client = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, TestBody>;
+
+/// Sends `n` requests one after the other; returns how many were not 200.
+async fn errors_in(client: &Client, addr: std::net::SocketAddr, n: usize) -> usize {
+    let mut errors = 0;
+    for _ in 0..n {
+        let resp = client.request(get(&format!("http://{addr}/"))).await.expect("response");
+        if resp.status() != StatusCode::OK {
+            errors += 1;
+        }
+        collect(resp).await;
+    }
+    errors
+}
+
+/// With the instance `id` healed: keeps traffic flowing until its breaker closes after a
+/// good trial, and checks it went through half-open.
+async fn heals_through_half_open(proxy: &ProxyServer, client: &Client, addr: std::net::SocketAddr, id: &str) {
     let events = proxy.events();
     let closed = |e: &EventKind| matches!(e, EventKind::Circuit { to: CircuitState::Closed, .. });
     eventually(Duration::from_secs(3), "breaker closes after a good trial", || {
@@ -135,19 +152,46 @@ async fn a_failing_instance_opens_its_breaker_and_recovers_through_half_open() {
                 collect(r).await;
             }
         });
-        has_event(&events.recent(100), &id, closed)
+        has_event(&events.recent(100), id, closed)
     })
     .await;
     let half = |e: &EventKind| matches!(e, EventKind::Circuit { to: CircuitState::HalfOpen, .. });
-    assert!(has_event(&events.recent(100), &id, half), "went through half-open");
-    assert!(bad_hits.load(Ordering::SeqCst) > 3, "traffic is back on the healed instance");
+    assert!(has_event(&events.recent(100), id, half), "went through half-open");
+}
+
+#[tokio::test]
+async fn an_instance_failing_every_other_request_opens_its_breaker_by_rate_and_recovers() {
+    let failing = Arc::new(AtomicBool::new(true));
+    let (bad_hits, good_hits) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let bad = flaky("bad", 1, failing.clone(), bad_hits.clone()).await;
+    let good = flaky("good", 1, Arc::new(AtomicBool::new(false)), good_hits.clone()).await;
+    // Never two failures in a row, so only the rate rule can open it.
+    let pool = "[pool.outlier]\nenabled = false\n\
+                [pool.circuit_breaker]\nfailure_threshold = 2\nrecovery_timeout = \"1s\"\n\
+                min_requests = 10\nfailure_rate_threshold = 0.5\n";
+    let (proxy, addr) = proxy(&simple_config(&[bad.addr, good.addr], "", pool)).await;
+    let client = pooled_client();
+    let errors = errors_in(&client, addr, 60).await;
+    // bad sees fail, ok, fail, ...: its 11th request (a failure) makes 6 of 11 failed,
+    // with at least min_requests seen, so the breaker opens and the rest go to good.
+    assert_eq!(errors, 6, "every failure of bad until its breaker opened reached the client");
+    assert_eq!(bad_hits.load(Ordering::SeqCst), 11, "no request reaches the open breaker");
+    assert_eq!(good_hits.load(Ordering::SeqCst), 49, "traffic shifted to good");
+    let id = bad.addr.to_string();
+    let opened = |e: &EventKind| matches!(e, EventKind::Circuit { to: CircuitState::Open, .. });
+    assert!(has_event(&proxy.events().recent(100), &id, opened));
+    failing.store(false, Ordering::SeqCst);
+    heals_through_half_open(&proxy, &client, addr, &id).await;
+    let before = bad_hits.load(Ordering::SeqCst);
+    assert_eq!(errors_in(&client, addr, 20).await, 0, "healed and closed: no errors");
+    assert!(bad_hits.load(Ordering::SeqCst) > before, "traffic is back on the healed instance");
 }
 
 #[tokio::test]
 async fn every_instance_open_is_a_fast_503_with_retry_after() {
     let failing = Arc::new(AtomicBool::new(true));
     let hits = Arc::new(AtomicUsize::new(0));
-    let only = flaky("only", failing, hits.clone()).await;
+    let only = flaky("only", 3, failing, hits.clone()).await;
     let pool = "[pool.outlier]\nenabled = false\n\
                 [pool.circuit_breaker]\nfailure_threshold = 1\nrecovery_timeout = \"30s\"\n";
     let (_proxy, addr) = proxy(&simple_config(&[only.addr], "", pool)).await;
