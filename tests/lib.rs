@@ -249,3 +249,20 @@ pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Str
     let _ = tokio::time::timeout(wait, s.read_to_end(&mut buf)).await;
     String::from_utf8_lossy(&buf).into_owned()
 }
+
+/// Whether some socket on this machine has an ESTABLISHED TCP connection to `addr`
+/// (read from /proc/net/tcp): lets a test wait until a proxy has opened its upstream
+/// connection instead of sleeping.
+pub fn connected_to(addr: SocketAddr) -> bool {
+    let SocketAddr::V4(v4) = addr else { return false };
+    // /proc/net/tcp prints the IPv4 address as a little-endian hex u32 and the port in hex.
+    let want = format!("{:08X}:{:04X}", u32::from_le_bytes(v4.ip().octets()), v4.port());
+    std::fs::read_to_string("/proc/net/tcp")
+        .map(|table| {
+            table.lines().skip(1).any(|line| {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                cols.len() > 3 && cols[2] == want && cols[3] == "01"
+            })
+        })
+        .unwrap_or(false)
+}

@@ -1,7 +1,7 @@
 //! `ballast serve --config`: hot reload on SIGHUP under load and graceful drain on
 //! SIGTERM, with real processes.
 
-use ballast_tests::{get, Load, signal, start_backend, start_ballast, temp_file};
+use ballast_tests::{connected_to, get, Load, signal, start_backend, start_ballast, temp_file};
 use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
 
@@ -74,7 +74,12 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
     let proxy = start_ballast(["serve", "--config", path.to_str().expect("utf-8 path")]).await;
     let url = proxy.url("/");
     let in_flight = tokio::spawn(async move { get(&url).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait until the proxy has opened its upstream connection: the request is in flight.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !connected_to(slow.addr) {
+        assert!(Instant::now() < deadline, "the request never reached the backend");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     signal(&proxy.process, Signal::SIGTERM);
     let r = in_flight.await.expect("join").expect("the in-flight request completes");
     assert_eq!(r.status, 200);
