@@ -72,6 +72,9 @@ pub struct ScalingConfig {
     /// How often the controller calls the engine; the predictive lead adds it. Default 15s.
     #[serde(default = "default_sync")]
     pub sync_interval: ConfigDuration,
+    /// Where `prometheus:<name>` metrics are queried (`[pool.scaling.prometheus]`).
+    #[serde(default)]
+    pub prometheus: Option<super::prometheus::PrometheusSource>,
 }
 
 fn default_min() -> u32 {
@@ -100,6 +103,7 @@ impl Default for ScalingConfig {
             scale_to_zero: None,
             dry_run: false,
             sync_interval: default_sync(),
+            prometheus: None,
         }
     }
 }

@@ -97,6 +97,7 @@ impl ScalingConfig {
         if let Some(z) = &self.scale_to_zero {
             c.nonzero_duration("scale_to_zero.idle_after", z.idle_after);
         }
+        super::prometheus::validate(self.prometheus.as_ref(), &self.policies, path, c.errors);
         for (i, p) in self.policies.iter().enumerate() {
             let mut pc = Check { base: format!("{path}.policy[{i}]"), errors: c.errors };
             match p {
