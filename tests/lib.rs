@@ -266,3 +266,128 @@ pub fn connected_to(addr: SocketAddr) -> bool {
         })
         .unwrap_or(false)
 }
+
+/// A `ballast` process whose stdout and stderr lines are collected as they come (logs
+/// without colours), for tests that follow what it prints. Killed on drop.
+#[derive(Debug)]
+pub struct Watched {
+    /// The process.
+    pub process: ManagedProcess,
+    out: std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, String)>>>,
+    err: std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, String)>>>,
+}
+
+/// Which stream of a [`Watched`] process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// stdout.
+    Out,
+    /// stderr (the logs).
+    Err,
+}
+
+impl Watched {
+    /// Starts `ballast ARGS...` with stdout and stderr captured line by line.
+    pub fn start(args: &[&str]) -> Watched {
+        use tokio::io::AsyncBufReadExt;
+        let spec = ProcessSpec {
+            program: ballast_bin(),
+            args: args.iter().map(Into::into).collect(),
+            env: vec![("NO_COLOR".into(), "1".into())],
+            ..Default::default()
+        };
+        let mut process = ManagedProcess::spawn_captured(&spec).expect("spawn ballast");
+        let (out, err) = process.take_output();
+        let collect = |lines: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>| {
+            let store = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            if let Some(r) = lines {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut lines = tokio::io::BufReader::new(r).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        store.lock().expect("lines").push((std::time::Instant::now(), line));
+                    }
+                });
+            }
+            store
+        };
+        let out = collect(out.map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Send + Unpin>));
+        let err = collect(err.map(|e| Box::new(e) as Box<dyn tokio::io::AsyncRead + Send + Unpin>));
+        Watched { process, out, err }
+    }
+
+    /// Every line of `stream` so far, with when it was read.
+    pub fn lines(&self, stream: Stream) -> Vec<(std::time::Instant, String)> {
+        let store = if stream == Stream::Out { &self.out } else { &self.err };
+        store.lock().expect("lines").clone()
+    }
+
+    /// Waits (at most `secs`) until `stream` holds at least `n` lines matching `pred`
+    /// and returns the `n`-th, with when it was read; panics naming `what` otherwise.
+    pub async fn wait_for(
+        &self,
+        stream: Stream,
+        n: usize,
+        secs: u64,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> (std::time::Instant, String) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let lines = self.lines(stream);
+            if let Some(hit) = lines.iter().filter(|(_, l)| pred(l)).nth(n.saturating_sub(1)) {
+                return hit.clone();
+            }
+            if std::time::Instant::now() >= deadline {
+                let tail: Vec<&String> = lines.iter().rev().take(30).map(|(_, l)| l).collect();
+                panic!("{what}: not seen within {secs}s; last lines (newest first): {tail:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await; // poll interval
+        }
+    }
+
+    /// The address printed after `listening on ` (waits up to 30 s).
+    pub async fn listening(&self) -> SocketAddr {
+        let (_, line) = self.wait_for(Stream::Out, 1, 30, "listening on", |l| l.starts_with("listening on ")).await;
+        line["listening on ".len()..].trim().parse().expect("announced address")
+    }
+
+    /// Sends SIGTERM and waits (at most 60 s) for the exit.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        signal(&self.process, nix::sys::signal::Signal::SIGTERM);
+        tokio::time::timeout(Duration::from_secs(60), self.process.wait())
+            .await
+            .expect("ballast exits within 60s of SIGTERM")
+            .expect("wait")
+    }
+}
+
+/// The pids printed as `(pid N)` in `lines`, in order.
+pub fn pids_in<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<i32> {
+    lines
+        .into_iter()
+        .filter_map(|l| l.split("(pid ").nth(1))
+        .filter_map(|p| p.split(')').next())
+        .filter_map(|p| p.trim().parse().ok())
+        .collect()
+}
+
+/// Whether process `pid` is gone (no /proc entry, or a zombie waiting to be reaped).
+pub fn process_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Waits (at most `secs`) until every process of `pids` is gone; panics naming the first
+/// survivor otherwise.
+pub async fn wait_gone(pids: &[i32], secs: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    for &pid in pids {
+        while !process_gone(pid) {
+            assert!(std::time::Instant::now() < deadline, "process {pid} is still running");
+            tokio::time::sleep(Duration::from_millis(20)).await; // poll interval
+        }
+    }
+}

@@ -1,8 +1,8 @@
 //! `ballast check` and the quick start `ballast demo`, as an operator runs them.
 
-use ballast_tests::{ballast_bin, get, temp_file};
+use ballast_tests::{ballast_bin, get, pids_in, temp_file, wait_gone};
 use ballast_control::process::{ManagedProcess, ProcessSpec};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn check_prints_every_error_with_its_field_and_exits_non_zero() {
@@ -46,20 +46,18 @@ fn check_reports_a_missing_file_plainly() {
 async fn demo_serves_and_cleans_up_its_children_on_ctrl_c() {
     let spec = ProcessSpec {
         program: ballast_bin(),
-        args: vec!["demo".into(), "--listen".into(), "127.0.0.1:0".into()],
+        args: ["demo", "--listen", "127.0.0.1:0", "--min", "3"].map(Into::into).to_vec(),
         ..Default::default()
     };
     let mut demo = ManagedProcess::spawn(&spec).expect("spawn demo");
-    let lines = tokio::time::timeout(Duration::from_secs(30), demo.read_lines_until("listening on "))
+    // the try-it lines come once the --min backends are ready; the last one names the logs
+    let lines = tokio::time::timeout(Duration::from_secs(60), demo.read_lines_until("Backend logs: "))
         .await
-        .expect("demo starts within 30s")
-        .expect("demo announces its address");
-    let addr = lines.last().and_then(|l| l.strip_prefix("listening on ")).expect("address line").trim().to_string();
-    let pids: Vec<i32> = lines
-        .iter()
-        .filter_map(|l| l.split("pid ").nth(1))
-        .filter_map(|p| p.trim_end_matches(')').trim().parse().ok())
-        .collect();
+        .expect("demo starts within 60s")
+        .expect("demo prints what to try");
+    let addr = lines.iter().find_map(|l| l.strip_prefix("listening on ")).expect("address line").trim().to_string();
+    let started: Vec<&str> = lines.iter().map(String::as_str).filter(|l| l.starts_with("started instance ")).collect();
+    let pids = pids_in(started.iter().copied());
     assert_eq!(pids.len(), 3, "three backends with their pids in {lines:?}");
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..30 {
@@ -70,19 +68,21 @@ async fn demo_serves_and_cleans_up_its_children_on_ctrl_c() {
     assert!(seen.len() >= 2, "load is spread: {seen:?}");
 
     ballast_tests::signal(&demo, nix::sys::signal::Signal::SIGINT);
-    let status = demo.stop(Duration::from_secs(10)).await.expect("demo exits");
+    let status = demo.stop(Duration::from_secs(30)).await.expect("demo exits");
     assert!(status.success(), "clean exit on Ctrl-C: {status}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    for pid in pids {
-        while std::path::Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
-            assert!(Instant::now() < deadline, "backend pid {pid} outlived the demo");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    wait_gone(&pids, 10).await;
 }
 
-fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
-        .unwrap_or(true)
+#[test]
+fn demo_refuses_bad_flags_with_the_flag_named() {
+    for (args, words) in [
+        (&["--min", "5", "--max", "3"][..], "--min (5) is greater than --max (3)"),
+        (&["--interval", "100ms"], "--interval"),
+        (&["--target", "0"], "--target"),
+    ] {
+        let out = std::process::Command::new(ballast_bin()).arg("demo").args(args).output().expect("run demo");
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(words), "{args:?}: {err}");
+    }
 }

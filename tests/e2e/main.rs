@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `ballast` binary with real backends on loopback.
 
 mod demo_backend;
+mod autoscale;
 mod cli;
 mod proxy;
 mod resilience;

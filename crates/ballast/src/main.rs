@@ -35,6 +35,11 @@ enum Command {
         /// Worker threads (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
+        /// Where the stdout/stderr logs of autoscaled process instances go, one
+        /// directory per pool (default: a `ballast-<pid>` directory under the system
+        /// temp dir).
+        #[arg(long)]
+        log_dir: Option<PathBuf>,
     },
     /// Balance one listener over fixed backends, without a config file.
     Proxy(one_liner::ProxyArgs),
@@ -57,7 +62,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { config } => return if config_file::check(&config) { ExitCode::SUCCESS } else { ExitCode::FAILURE },
         Command::Sim(args) => return sim_cmd::run(args),
-        Command::Serve { config, threads } => run_serve(config, threads),
+        Command::Serve { config, threads, log_dir } => run_serve(config, threads, log_dir),
         Command::Proxy(args) => run_proxy(args),
         Command::Demo(args) => serve::runtime(None).and_then(|rt| rt.block_on(demo::run(args))),
         Command::DemoBackend(args) => current_thread_runtime().and_then(|rt| rt.block_on(demo_backend::run(args))),
@@ -71,16 +76,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_serve(path: PathBuf, threads: Option<usize>) -> anyhow::Result<()> {
+fn run_serve(path: PathBuf, threads: Option<usize>, log_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let config = config_file::load(&path).map_err(|errors| anyhow::anyhow!("{}", errors.join("\n")))?;
-    serve::run(&config, threads, Some(path))
+    serve::run(&config, threads, Some(path), &log_dir.unwrap_or_else(serve::default_log_dir))
 }
 
 fn run_proxy(args: one_liner::ProxyArgs) -> anyhow::Result<()> {
     let config = one_liner::config_from_args(&args).map_err(anyhow::Error::msg)?;
     let errors = ballast_core::config::validate(&config);
     anyhow::ensure!(errors.is_empty(), "{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"));
-    serve::run(&config, args.threads, None)
+    serve::run(&config, args.threads, None, &serve::default_log_dir())
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default `info`).

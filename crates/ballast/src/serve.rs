@@ -6,42 +6,95 @@
 //! cross-thread wake-ups at all); N > 1 threads run sharded [`Workers`], one
 //! current-thread runtime per thread with its own `SO_REUSEPORT` socket, so a connection
 //! and its upstream connections stay on one thread, while the signals and reloads run
-//! on a small control runtime of their own.
+//! on a small control runtime of their own, with the autoscaling controller.
+//!
+//! Autoscaling: every pool with `[pool.scaling]` and a process or exec provider gets a
+//! pool task ([`Fleet`]) on the control runtime. Every decision and lifecycle event is
+//! logged (`control event` lines with pool, kind, reason, inputs and outcome). SIGHUP
+//! applies the reloaded file to the proxy and the pools (new template → rolling update,
+//! new scaling settings → the running task, added/removed pools → tasks started or
+//! stopped). SIGTERM/SIGINT: the proxy drains first, then every pool task stops and
+//! destroys the instances it started; the same happens when serving fails.
 
 use anyhow::Context as _;
+use ballast_control::controller::seam::ProxySeam;
+use ballast_control::controller::wire::Wiring;
+use ballast_control::controller::{EventLog, Fleet, Settings};
 use ballast_core::config::Config;
 use ballast_proxy::{AccessLog, ProxyServer, Workers};
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 
 /// How long in-flight requests may take to finish after SIGTERM.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
 
+/// Events kept in memory by the controller.
+const EVENTS_KEPT: usize = 10_000;
+
+/// Where instance logs go when no `--log-dir` is given: `<tmp>/ballast-<pid>`.
+pub fn default_log_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("ballast-{}", std::process::id()))
+}
+
 /// Runs the listeners of `config` on `threads` threads (default: one per core) until
 /// SIGTERM or SIGINT, then drains; see the module doc for the threading and
-/// [`serve_until_signal`] for `reload_from`.
-pub fn run(config: &Config, threads: Option<usize>, reload_from: Option<PathBuf>) -> anyhow::Result<()> {
+/// [`serve_until_signal`] for `reload_from`. Instance logs of autoscaled pools go
+/// under `log_dir`.
+pub fn run(config: &Config, threads: Option<usize>, reload_from: Option<PathBuf>, log_dir: &Path) -> anyhow::Result<()> {
     let n = match threads {
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
     };
     anyhow::ensure!(n >= 1, "--threads must be at least 1");
     let control = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let wiring = Wiring { log_dir: log_dir.to_path_buf(), settings: Settings::default(), events: EventLog::new(EVENTS_KEPT) };
     if n == 1 {
         return control.block_on(async {
-            let server = start(config)?;
-            serve_until_signal(&server, reload_from).await
+            let server = Arc::new(start(config)?);
+            let mut fleet = start_fleet(&server, config, wiring);
+            let served = serve_until_signal(&server, reload_from, &mut fleet).await;
+            stop_fleet(fleet).await;
+            served
         });
     }
     let workers = Workers::start(n).context("cannot start the worker threads")?;
     let result = control.block_on(async {
-        let server = start_on(config, workers.handles())?;
-        serve_until_signal(&server, reload_from).await
+        let server = Arc::new(start_on(config, workers.handles())?);
+        let mut fleet = start_fleet(&server, config, wiring);
+        let served = serve_until_signal(&server, reload_from, &mut fleet).await;
+        stop_fleet(fleet).await;
+        served
     });
     workers.stop();
     result
+}
+
+/// Starts the autoscaling controller for `config`'s pools behind `server` (inside a
+/// tokio runtime), logging a warning for each pool that is not autoscaled.
+pub fn start_fleet(server: &Arc<ProxyServer>, config: &Config, wiring: Wiring) -> Fleet {
+    let seam = Arc::new(ProxySeam::new(server.clone(), config.clone()));
+    let log_dir = wiring.log_dir.clone();
+    let (fleet, notes) = Fleet::start(config, seam, wiring);
+    for note in notes {
+        tracing::warn!("{note}");
+    }
+    if !fleet.names().is_empty() {
+        tracing::info!(pools = ?fleet.names(), log_dir = %log_dir.display(), "autoscaling controller started");
+    }
+    fleet
+}
+
+/// Stops every pool task; each destroys the instances it started.
+pub async fn stop_fleet(fleet: Fleet) {
+    if fleet.names().is_empty() {
+        return;
+    }
+    tracing::info!("stopping the autoscaled instances");
+    fleet.shutdown().await;
+    tracing::info!("every autoscaled instance stopped");
 }
 
 /// Builds the multi-threaded runtime that carries the proxy (`threads` workers; default
@@ -74,16 +127,17 @@ fn start_on(config: &Config, runtimes: &[tokio::runtime::Handle]) -> anyhow::Res
 }
 
 /// Serves until SIGTERM or SIGINT, then drains. With `reload_from`, SIGHUP re-reads
-/// that file: a valid config is swapped in without dropping a connection; an invalid
-/// one is refused with every error logged, and the running config keeps serving.
-pub async fn serve_until_signal(server: &ProxyServer, reload_from: Option<PathBuf>) -> anyhow::Result<()> {
+/// that file: a valid config is swapped in without dropping a connection and applied
+/// to `fleet`; an invalid one is refused with every error logged, and the running
+/// config keeps serving. The caller stops `fleet` afterwards.
+pub async fn serve_until_signal(server: &ProxyServer, reload_from: Option<PathBuf>, fleet: &mut Fleet) -> anyhow::Result<()> {
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
             _ = hup.recv() => match &reload_from {
-                Some(path) => reload(server, path),
+                Some(path) => reload(fleet, path).await,
                 None => tracing::info!("SIGHUP ignored: no config file to reload (started without --config)"),
             },
             _ = term.recv() => break,
@@ -99,10 +153,10 @@ pub async fn serve_until_signal(server: &ProxyServer, reload_from: Option<PathBu
     Ok(())
 }
 
-fn reload(server: &ProxyServer, path: &std::path::Path) {
+async fn reload(fleet: &mut Fleet, path: &Path) {
     match crate::config_file::load(path) {
-        Ok(config) => match server.reload(&config) {
-            Ok(summary) => tracing::info!(?summary, "config reloaded from {}", path.display()),
+        Ok(config) => match fleet.reload(&config).await {
+            Ok(changes) => tracing::info!(pools_changed = changes.len(), "config reloaded from {}", path.display()),
             Err(e) => tracing::error!("reload refused, the running config keeps serving: {e}"),
         },
         Err(errors) => {

@@ -1,6 +1,7 @@
 //! The controller's event log: every decision and action with its reason, the inputs it
 //! saw and what came of it. In memory and bounded (oldest dropped first); the store and
-//! the SSE stream of later issues read from here.
+//! the SSE stream of later issues read from here. Every event is also logged (tracing,
+//! `info`) and sent to [`EventLog::subscribe`]rs (what `ballast demo` prints).
 
 use chrono::{DateTime, Utc};
 use std::collections::VecDeque;
@@ -58,17 +59,28 @@ pub struct ControlEvent {
 pub struct EventLog {
     inner: Arc<Mutex<VecDeque<ControlEvent>>>,
     cap: usize,
+    live: tokio::sync::broadcast::Sender<ControlEvent>,
 }
+
+/// Events a slow subscriber may fall behind by before it misses some.
+const LIVE_BACKLOG: usize = 1024;
 
 impl EventLog {
     /// Keeps the newest `cap` events (at least 1).
     pub fn new(cap: usize) -> Self {
-        EventLog { inner: Arc::default(), cap: cap.max(1) }
+        EventLog { inner: Arc::default(), cap: cap.max(1), live: tokio::sync::broadcast::channel(LIVE_BACKLOG).0 }
+    }
+
+    /// Every event pushed from now on (a receiver more than 1024 events behind misses
+    /// the oldest and is told how many).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<ControlEvent> {
+        self.live.subscribe()
     }
 
     /// Appends an event, dropping the oldest when full.
     pub fn push(&self, event: ControlEvent) {
-        tracing::info!(pool = %event.pool, kind = ?event.kind, reason = %event.reason, outcome = %event.outcome, "control event");
+        tracing::info!(pool = %event.pool, kind = ?event.kind, reason = %event.reason, inputs = %event.inputs, outcome = %event.outcome, "control event");
+        let _ = self.live.send(event.clone());
         let mut q = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         if q.len() == self.cap {
             q.pop_front();
@@ -101,5 +113,23 @@ mod tests {
         }
         let reasons: Vec<String> = log.snapshot().into_iter().map(|e| e.reason).collect();
         assert_eq!(reasons, ["r1", "r2"]);
+    }
+
+    #[test]
+    fn subscribers_see_events_pushed_after_they_subscribed() {
+        let log = EventLog::new(10);
+        let event = |reason: &str| ControlEvent {
+            at: DateTime::<Utc>::MIN_UTC,
+            pool: "p".into(),
+            kind: EventKind::Created,
+            reason: reason.into(),
+            inputs: String::new(),
+            outcome: String::new(),
+        };
+        log.push(event("before"));
+        let mut rx = log.subscribe();
+        log.push(event("after"));
+        assert_eq!(rx.try_recv().expect("one event").reason, "after");
+        assert!(rx.try_recv().is_err(), "nothing else");
     }
 }

@@ -29,6 +29,8 @@
 //! `(pool, address)`.
 
 pub mod events;
+mod failures;
+pub mod fleet;
 mod pool;
 pub mod probe;
 mod rolling;
@@ -42,6 +44,7 @@ mod tests_real;
 mod tests_rollout;
 
 pub use events::{ControlEvent, EventKind, EventLog};
+pub use fleet::Fleet;
 pub use probe::{HttpProbe, Probe, TcpProbe};
 pub use rolling::RolloutRequest;
 
@@ -74,6 +77,8 @@ pub trait MetricFeed: Send {
     fn refresh_resources(&mut self, _groups: &[u32], _now: Duration, _wall: DateTime<Utc>) {}
     /// The windows the engine reads.
     fn source(&self) -> &dyn MetricSource;
+    /// Records only `metrics` from now on (None: every metric); default: ignored.
+    fn keep_only(&mut self, _metrics: Option<Vec<MetricKind>>) {}
 }
 
 /// The live feed: samples the proxy's backend stats (rps, concurrency, error rate,
@@ -129,6 +134,9 @@ impl MetricFeed for ProxyFeed {
     }
     fn source(&self) -> &dyn MetricSource {
         &self.windows
+    }
+    fn keep_only(&mut self, metrics: Option<Vec<MetricKind>>) {
+        self.keep = metrics;
     }
 }
 
@@ -243,11 +251,24 @@ impl PoolView {
     }
 }
 
+/// New settings for a running pool task (a config reload).
+pub struct PoolUpdate {
+    /// The new `[pool.scaling]`.
+    pub scaling: ScalingConfig,
+    /// The new `[pool.cost]`.
+    pub cost: Option<CostConfig>,
+    /// The readiness probe for `[pool.health]`.
+    pub probe: Arc<dyn Probe>,
+    /// The metrics to record (None: all), as [`wire::policy_metrics`] gives them.
+    pub metrics: Option<Vec<MetricKind>>,
+}
+
 /// A running pool task.
 pub struct PoolHandle {
     view: Arc<Mutex<PoolView>>,
     stop: watch::Sender<bool>,
     rollouts: tokio::sync::mpsc::UnboundedSender<RolloutRequest>,
+    updates: tokio::sync::mpsc::UnboundedSender<PoolUpdate>,
     task: JoinHandle<()>,
 }
 
@@ -265,8 +286,15 @@ impl PoolHandle {
         }));
         let (stop, stop_rx) = watch::channel(false);
         let (rollouts, rollouts_rx) = tokio::sync::mpsc::unbounded_channel();
-        let task = tokio::spawn(pool::PoolTask::new(spec, view.clone()).run(stop_rx, rollouts_rx));
-        PoolHandle { view, stop, rollouts, task }
+        let (updates, updates_rx) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(pool::PoolTask::new(spec, view.clone()).run(stop_rx, rollouts_rx, updates_rx));
+        PoolHandle { view, stop, rollouts, updates, task }
+    }
+
+    /// Applies new scaling, cost and health settings to the running task: the bounds
+    /// at once, the policies from the next evaluation (at the next tick).
+    pub fn update(&self, update: PoolUpdate) {
+        let _ = self.updates.send(update);
     }
 
     /// Rolls every instance to template version `to` (registered with the provider)

@@ -17,6 +17,22 @@ pub(super) struct Member {
     pub(super) life: Instance,
     pub(super) drain_started: Option<Duration>,
     pub(super) version: u64,
+    /// Its process id when the provider runs it as a local process group.
+    pub(super) pid: Option<u32>,
+}
+
+impl Member {
+    /// `web-3 at 127.0.0.1:20003 (pid 4242)`, for events.
+    pub(super) fn describe(&self) -> String {
+        let mut s = self.life.id.clone();
+        if let Some(a) = &self.life.address {
+            s.push_str(&format!(" at {a}"));
+        }
+        if let Some(pid) = self.pid {
+            s.push_str(&format!(" (pid {pid})"));
+        }
+        s
+    }
 }
 
 /// A rollout in progress.
@@ -38,9 +54,12 @@ pub(super) struct PoolTask {
     pub(super) rolling: Option<Rolling>,
     memory: EngineMemory,
     startup: StartupHistory,
-    failures: u32,
+    /// Provider actions (create, destroy) failed in a row.
+    pub(super) failures: u32,
+    /// Instances in a row that ended before they were ever ready (a crash loop).
+    pub(super) crashes: u32,
     pub(super) retry_at: Duration,
-    status: PoolStatus,
+    pub(super) status: PoolStatus,
     last_eval: Option<Duration>,
     last_eval_concurrency: f64,
     last_decision: Option<String>,
@@ -64,6 +83,7 @@ impl PoolTask {
             memory: EngineMemory::default(),
             startup: StartupHistory::new(50),
             failures: 0,
+            crashes: 0,
             retry_at: Duration::ZERO,
             status: PoolStatus::Ok,
             last_eval: None,
@@ -111,6 +131,7 @@ impl PoolTask {
         mut self,
         mut stop: watch::Receiver<bool>,
         mut rollouts: tokio::sync::mpsc::UnboundedReceiver<super::rolling::RolloutRequest>,
+        mut updates: tokio::sync::mpsc::UnboundedReceiver<super::PoolUpdate>,
     ) {
         let mut ticker = tokio::time::interval(self.spec.settings.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -118,10 +139,26 @@ impl PoolTask {
             tokio::select! {
                 _ = ticker.tick() => self.step().await,
                 Some(r) = rollouts.recv() => self.start_rollout(self.now(), r.to, r.limits),
+                Some(u) = updates.recv() => self.apply_update(self.now(), u),
                 _ = stop.changed() => break,
             }
         }
         self.stop_all().await;
+    }
+
+    /// New settings from a config reload: bounds apply at once (the target is clamped
+    /// into them), policies at the next evaluation, which comes at the next tick.
+    fn apply_update(&mut self, now: Duration, u: super::PoolUpdate) {
+        self.spec.feed.keep_only(u.metrics);
+        self.spec.probe = u.probe;
+        self.spec.cost = u.cost;
+        let (min, max) = (u.scaling.min, u.scaling.max);
+        self.spec.scaling = u.scaling;
+        self.last_eval = None;
+        let from = self.target;
+        self.target = self.target.clamp(min, max.max(min));
+        let outcome = if from == self.target { format!("target stays {from}") } else { format!("target {from} → {}", self.target) };
+        self.event(now, EventKind::Decision, format!("scaling settings reloaded (min {min}, max {max})"), outcome);
     }
 
     async fn step(&mut self) {
@@ -175,8 +212,9 @@ impl PoolTask {
             if was == Phase::Starting && m.life.phase == Phase::Ready {
                 let took = m.life.startup_time().unwrap_or_default();
                 self.startup.record(took);
-                let id = m.life.id.clone();
-                self.event(now, EventKind::Ready, format!("{id} passed its first health check"), format!("ready after {took:?}"));
+                let who = m.describe();
+                self.event(now, EventKind::Ready, format!("{who} passed its first health check"), format!("ready after {took:?}"));
+                self.started_fine(now);
             }
         }
     }
@@ -198,7 +236,10 @@ impl PoolTask {
                 Err(ProviderError::UnknownInstance(_)) => "already gone".to_string(),
                 Err(e) => format!("destroy failed: {e}"),
             };
-            self.event(now, EventKind::Replace, format!("{}: {reason}", m.life.id), format!("{cleanup}; a replacement will be created"));
+            self.event(now, EventKind::Replace, format!("{}: {reason}", m.describe()), format!("{cleanup}; a replacement will be created"));
+            if m.life.startup_time().is_none() {
+                self.start_failed(now, &m.describe(), &reason);
+            }
             self.check_rollout_failure(now, m.version, &m.life.id, &reason);
         }
         self.members.retain(|m| !m.life.phase.is_terminal());
@@ -283,12 +324,12 @@ impl PoolTask {
             Ok(created) => {
                 life.id = created.id.clone();
                 let _ = life.apply(Event::Started(created.address.clone()), now);
-                self.members.push(Member { life, drain_started: None, version: self.version });
-                self.failures = 0;
-                if let PoolStatus::Error { cause } = std::mem::replace(&mut self.status, PoolStatus::Ok) {
-                    self.event(now, EventKind::Recovered, format!("provider works again (was: {cause})"), "pool ok".into());
-                }
-                self.event(now, EventKind::Created, reason, format!("{} at {}", created.id, created.address));
+                let pid = self.spec.provider.process_group(&created.id);
+                let member = Member { life, drain_started: None, version: self.version, pid };
+                let who = member.describe();
+                self.members.push(member);
+                self.created_fine(now);
+                self.event(now, EventKind::Created, reason, who);
                 true
             }
             Err(e) => {
@@ -303,27 +344,11 @@ impl PoolTask {
         let m = &mut self.members[i];
         let _ = m.life.apply(Event::Drain, now);
         m.drain_started = Some(now);
-        let (id, addr) = (m.life.id.clone(), m.life.address.clone().unwrap_or_default());
+        let (who, addr) = (m.describe(), m.life.address.clone().unwrap_or_default());
         if let Some(stats) = self.spec.stats.as_ref().and_then(|s| s.stats(&self.spec.name, &addr)) {
             stats.draining.store(true, Relaxed);
         }
-        self.event(now, EventKind::Drain, format!("{id} {why}"), "out of rotation, waiting for in-flight".into());
-    }
-
-    fn provider_failed(&mut self, now: Duration, action: &str, e: ProviderError) {
-        let s = self.spec.settings;
-        self.failures += 1;
-        let factor = 2u32.saturating_pow(self.failures.saturating_sub(1).min(30));
-        let delay = s.retry_initial.saturating_mul(factor).min(s.retry_max);
-        self.retry_at = now + delay;
-        self.event(now, EventKind::ProviderError, format!("{action}: {e}"), format!("attempt {}, retry in {delay:?}", self.failures));
-        if self.failures >= s.error_after {
-            let cause = format!("{action} failed {} times in a row: {e}", self.failures);
-            if self.status == PoolStatus::Ok {
-                self.event(now, EventKind::PoolError, cause.clone(), "pool in error".into());
-            }
-            self.status = PoolStatus::Error { cause };
-        }
+        self.event(now, EventKind::Drain, format!("{who} {why}"), "out of rotation, waiting for in-flight".into());
     }
 
     /// Destroys draining instances once idle or past the drain grace.
@@ -340,12 +365,12 @@ impl PoolTask {
             if in_flight > 0 && waited < grace {
                 continue;
             }
-            let id = m.life.id.clone();
+            let (id, who) = (m.life.id.clone(), m.describe());
             match self.spec.provider.destroy(&id).await {
                 Ok(()) | Err(ProviderError::UnknownInstance(_)) => {
                     let _ = self.members[i].life.apply(Event::Stopped, now);
                     let how = if in_flight == 0 { "idle".to_string() } else { format!("grace over with {in_flight} in flight") };
-                    self.event(now, EventKind::Stopped, format!("{id} drained ({how})"), format!("stopped after {waited:?}"));
+                    self.event(now, EventKind::Stopped, format!("{who} drained ({how})"), format!("stopped after {waited:?}"));
                 }
                 Err(e) => self.provider_failed(now, "destroy", e),
             }
@@ -404,7 +429,11 @@ impl PoolTask {
     async fn stop_all(&mut self) {
         let _ = self.spec.membership.set(&self.spec.name, &[]);
         for m in std::mem::take(&mut self.members) {
-            let _ = self.spec.provider.destroy(&m.life.id).await;
+            let outcome = match self.spec.provider.destroy(&m.life.id).await {
+                Ok(()) | Err(ProviderError::UnknownInstance(_)) => "stopped".to_string(),
+                Err(e) => format!("stop failed: {e}"),
+            };
+            self.event(self.now(), EventKind::Stopped, format!("{}: the pool is stopping", m.describe()), outcome);
         }
         self.publish();
     }

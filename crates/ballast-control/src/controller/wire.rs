@@ -8,16 +8,21 @@
 //!   check for traffic); no health section → a TCP connect with a 2 s timeout;
 //! - metrics from the proxy's live stats and the instances' process groups, keeping
 //!   only the metrics the pool's policies read (all of them when a template is used);
+//! - `prometheus:<name>` metrics from a poller of `[pool.scaling.prometheus]`
+//!   ([`spawn_prometheus`]) feeding the pool's [`MetricInbox`];
 //! - membership through [`ProxySeam`].
 //!
 //! Static pools are balanced only, and a scaling section on one is reported back as a
-//! note rather than started (it has nothing to scale).
+//! note rather than started (it has nothing to scale). [`super::fleet::Fleet`] keeps
+//! the tasks in step with config reloads.
 
 use super::seam::ProxySeam;
 use super::{EventLog, HttpProbe, PoolHandle, PoolSpec, Probe, ProxyFeed, Settings, TcpProbe};
+use crate::metrics::inbox::MetricInbox;
+use crate::metrics::prometheus::{spawn_poller, NamedQuery, PromClient};
 use crate::provider::logs::LogPolicy;
 use crate::provider::{ExecProvider, ProcessProvider, Provider};
-use ballast_core::autoscale::{MetricKind, PolicyConfig, ScalingConfig};
+use ballast_core::autoscale::{prometheus_metrics, MetricKind, PolicyConfig, ScalingConfig};
 use ballast_core::config::{Config, HealthCheckKind, PoolConfig, ProviderConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -75,35 +80,79 @@ pub fn probe_for(pool: &PoolConfig) -> Arc<dyn Probe> {
     }
 }
 
+/// Samples a Prometheus poller may queue between two ticks of its pool.
+const INBOX_CAP: usize = 1024;
+
+/// Why `pool` is not autoscaled, when it is not (None: it is).
+pub fn not_autoscaled(pool: &PoolConfig) -> Option<String> {
+    match (&pool.scaling, &pool.provider) {
+        (Some(_), ProviderConfig::Static) => {
+            Some(format!("pool {}: [pool.scaling] ignored: a static pool has nothing to scale", pool.name))
+        }
+        (Some(_), _) => None,
+        (None, ProviderConfig::Static) => Some(String::new()),
+        (None, p) => Some(format!(
+            "pool {}: provider {:?} without [pool.scaling]: nothing starts its instances; add [pool.scaling] (min = max for a fixed count)",
+            pool.name,
+            p.kind()
+        )),
+    }
+}
+
+/// Starts the task of autoscaled `pool` with `provider`; its feed also drains `inbox`.
+pub fn spawn_pool(pool: &PoolConfig, provider: Arc<dyn Provider>, inbox: MetricInbox, seam: &Arc<ProxySeam>, wiring: &Wiring) -> PoolHandle {
+    let scaling = pool.scaling.clone().unwrap_or_default();
+    let mut feed = ProxyFeed::new(seam.clone(), seam.clock()).with_inbox(inbox);
+    if let Some(metrics) = policy_metrics(&scaling) {
+        feed = feed.only(metrics);
+    }
+    PoolHandle::spawn(PoolSpec {
+        name: pool.name.clone(),
+        scaling,
+        cost: pool.cost.clone(),
+        provider,
+        probe: probe_for(pool),
+        feed: Box::new(feed),
+        membership: seam.clone(),
+        stats: Some(seam.clone()),
+        settings: wiring.settings,
+        events: wiring.events.clone(),
+    })
+}
+
+/// Starts polling the `prometheus:<name>` metrics `scaling`'s policies read from its
+/// `[pool.scaling.prometheus]` server into `inbox`. None when no policy reads one.
+pub fn spawn_prometheus(scaling: &ScalingConfig, inbox: &MetricInbox) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
+    let names = prometheus_metrics(&scaling.effective_policies());
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let source = scaling.prometheus.as_ref().ok_or("prometheus metrics without [pool.scaling.prometheus]")?;
+    let client = PromClient::new(&source.url, source.timeout.0).map_err(|e| e.to_string())?;
+    let queries = names.into_iter().map(|(name, _)| NamedQuery { promql: source.promql(&name).to_string(), name }).collect();
+    Ok(Some(spawn_poller(client, queries, source.interval.0, inbox.clone())))
+}
+
 /// Starts a task for every autoscaled pool of `config`. Returns the handles by pool name
-/// and notes about pools that were not started.
+/// and notes about pools that were not started. Prometheus pollers are not started
+/// here (see [`super::fleet::Fleet`], which owns them).
 pub fn spawn_autoscaled(config: &Config, seam: &Arc<ProxySeam>, wiring: &Wiring) -> (Vec<(String, PoolHandle)>, Vec<String>) {
     let (mut handles, mut notes) = (Vec::new(), Vec::new());
     for pool in &config.pools {
-        let Some(scaling) = &pool.scaling else { continue };
-        let Some(provider) = provider_for(pool, &wiring.log_dir) else {
-            notes.push(format!("pool {}: [pool.scaling] ignored: a static pool has nothing to scale", pool.name));
+        if let Some(note) = not_autoscaled(pool) {
+            notes.extend(Some(note).filter(|n| !n.is_empty()));
             continue;
-        };
-        let mut feed = ProxyFeed::new(seam.clone(), seam.clock());
-        if let Some(metrics) = policy_metrics(scaling) {
-            feed = feed.only(metrics);
         }
-        let handle = PoolHandle::spawn(PoolSpec {
-            name: pool.name.clone(),
-            scaling: scaling.clone(),
-            cost: pool.cost.clone(),
-            provider,
-            probe: probe_for(pool),
-            feed: Box::new(feed),
-            membership: seam.clone(),
-            stats: Some(seam.clone()),
-            settings: wiring.settings,
-            events: wiring.events.clone(),
-        });
+        let Some(provider) = provider_for(pool, &wiring.log_dir) else { continue };
+        let handle = spawn_pool(pool, provider, MetricInbox::new(INBOX_CAP), seam, wiring);
         handles.push((pool.name.clone(), handle));
     }
     (handles, notes)
+}
+
+/// A fresh inbox for a pool's pushed and polled samples.
+pub fn new_inbox() -> MetricInbox {
+    MetricInbox::new(INBOX_CAP)
 }
 
 #[cfg(test)]

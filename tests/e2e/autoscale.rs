@@ -1,0 +1,239 @@
+//! Autoscaling through the binary (issue #5): `ballast demo` growing under load and
+//! shrinking after it, and `ballast serve` healing a killed instance, reporting a
+//! broken provider and recovering once the config is fixed. Real processes, bounded
+//! waits; the figures are printed (`--nocapture`) for the closing note.
+
+use ballast_tests::{ballast_bin, get, pids_in, temp_file, wait_gone, Load, Stream, Watched};
+use std::time::{Duration, Instant};
+
+/// `decision: target A → B: ...` → (A, B).
+fn decision(line: &str) -> Option<(u32, u32)> {
+    let rest = line.strip_prefix("decision: target ")?;
+    let (from, rest) = rest.split_once(" → ")?;
+    let to = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+    Some((from.parse().ok()?, to.parse().ok()?))
+}
+
+/// `1.5s` or `500.2ms` (a Debug-printed Duration) in seconds.
+fn seconds(s: &str) -> Option<f64> {
+    match s.strip_suffix("ms") {
+        Some(ms) => ms.parse::<f64>().ok().map(|v| v / 1000.0),
+        None => s.strip_suffix('s')?.parse().ok(),
+    }
+}
+
+/// Instances alive after each line of the demo's stdout (started minus stopped).
+fn live_counts(lines: &[(Instant, String)]) -> Vec<(Instant, i64)> {
+    let mut live = 0i64;
+    lines
+        .iter()
+        .map(|(t, l)| {
+            if l.starts_with("started instance ") {
+                live += 1;
+            } else if l.starts_with("stopped instance ") || l.starts_with("replacing instance ") {
+                live -= 1;
+            }
+            (*t, live)
+        })
+        .collect()
+}
+
+/// Ready instances now, from the demo's stdout (ready minus stopped).
+fn ready_now(lines: &[(Instant, String)]) -> i64 {
+    let ready = lines.iter().filter(|(_, l)| l.starts_with("ready: ")).count() as i64;
+    let gone = lines.iter().filter(|(_, l)| l.starts_with("stopped instance ") || l.starts_with("replacing instance ")).count();
+    ready - gone as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_grows_under_load_and_shrinks_after_it() {
+    const INTERVAL: u64 = 2;
+    const STABILIZATION: u64 = 6;
+    const TARGET: u64 = 4;
+    const LOAD: usize = 16; // 16 in flight / 4 per instance → 4 instances
+    let (min, max) = (1u32, 8u32);
+    let mut demo = Watched::start(&[
+        "demo", "--listen", "127.0.0.1:0", "--interval", "2s", "--scale-down-stabilization", "6s", "--min", "1", "--max", "8",
+        "--target", "4", "--latency", "50ms",
+    ]);
+    let addr = demo.listening().await;
+    demo.wait_for(Stream::Out, 1, 60, "the try-it lines", |l| l.starts_with("Backend logs: ")).await;
+
+    let began = Instant::now();
+    let load = Load::start(&format!("http://{addr}/"), LOAD);
+    let want = (LOAD as u64).div_ceil(TARGET) as i64;
+    let deadline = began + Duration::from_secs(60);
+    while ready_now(&demo.lines(Stream::Out)) < want {
+        assert!(Instant::now() < deadline, "never {want} ready: {:#?}", demo.lines(Stream::Out));
+        tokio::time::sleep(Duration::from_millis(20)).await; // poll interval
+    }
+    let grew = began.elapsed();
+    let startup = demo
+        .lines(Stream::Out)
+        .iter()
+        .filter_map(|(_, l)| l.split("ready after ").nth(1).and_then(|s| s.strip_suffix(')')).and_then(seconds))
+        .fold(0.0f64, f64::max);
+    // the issue's bound: two evaluation intervals plus start-up time (and slack for a
+    // busy two-core machine)
+    let bound = Duration::from_secs(2 * INTERVAL + 10) + Duration::from_secs_f64(startup);
+    assert!(grew <= bound, "grew to {want} in {grew:?}, over {bound:?}");
+    load.wait_for_more(200).await;
+    let report = load.finish().await;
+    assert!(report.errors.is_empty(), "errors under load: {:?}", &report.errors[..report.errors.len().min(5)]);
+    assert!(report.by_backend.len() as i64 >= want, "the load reached every instance: {:?}", report.by_backend);
+
+    let quiet = Instant::now();
+    let deadline = quiet + Duration::from_secs(60);
+    loop {
+        let lines = demo.lines(Stream::Out);
+        let last = live_counts(&lines).last().map_or(0, |(_, n)| *n);
+        if last == i64::from(min) && lines.iter().filter_map(|(_, l)| decision(l)).last().is_some_and(|(_, to)| to == min) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never shrank back to {min}: {lines:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await; // poll interval
+    }
+    let shrank = quiet.elapsed();
+    assert!(shrank >= Duration::from_secs(STABILIZATION), "shrank after {shrank:?}, inside the stabilisation window");
+
+    let lines = demo.lines(Stream::Out);
+    let decisions: Vec<(u32, u32)> = lines.iter().filter_map(|(_, l)| decision(l)).collect();
+    assert!(!decisions.is_empty(), "decisions are printed: {lines:#?}");
+    for (from, to) in &decisions {
+        assert!((min..=max).contains(from) && (min..=max).contains(to), "decision {from} → {to} outside [{min}, {max}]");
+    }
+    let peak = live_counts(&lines).iter().map(|(_, n)| *n).max().unwrap_or(0);
+    assert!(peak >= want && peak <= i64::from(max), "peak {peak} instances");
+    for (_, l) in lines.iter().filter(|(_, l)| l.starts_with("decision: ")) {
+        assert!(l.contains("concurrency"), "every decision gives its reason: {l}");
+    }
+    println!(
+        "ramp: {LOAD} in flight, target {TARGET}/instance, interval {INTERVAL}s: grew 1 → {want} ready in {grew:.1?} \
+         (slowest start-up {startup:.1}s); shrank back to {min} {shrank:.1?} after the load stopped \
+         (stabilisation {STABILIZATION}s); peak {peak} instances; decisions {decisions:?}; {} requests ok",
+        report.ok
+    );
+    let pids = pids_in(lines.iter().map(|(_, l)| l.as_str()).filter(|l| l.starts_with("started instance ")));
+    let status = demo.terminate().await;
+    assert!(status.success(), "clean exit: {status}");
+    wait_gone(&pids, 10).await;
+}
+
+/// A `serve` config with one autoscaled pool of demo backends (fixed at `count`).
+fn serve_config(count: u32, ports: (u16, u16), args: &str) -> String {
+    let bin = ballast_bin();
+    format!(
+        r#"
+[[balancer]]
+name = "web"
+listen = "127.0.0.1:0"
+access_log = "off"
+[[balancer.route]]
+path_prefix = "/"
+split = [{{ pool = "app" }}]
+
+[[pool]]
+name = "app"
+[pool.health]
+path = "/health"
+interval = "1s"
+timeout = "500ms"
+rise = 1
+[pool.retry]
+attempts = 2
+[pool.provider]
+kind = "process"
+command = "{bin}"
+args = [{args}]
+port_range = {{ start = {start}, end = {end} }}
+grace_period = "2s"
+[pool.scaling]
+min = {count}
+max = {count}
+sync_interval = "2s"
+[[pool.scaling.policy]]
+kind = "target"
+metric = "concurrency"
+target = 10
+"#,
+        bin = bin.display(),
+        start = ports.0,
+        end = ports.1,
+    )
+}
+
+const BACKEND: &str = r#""demo-backend", "--port", "{port}", "--name", "{instance}", "--latency", "5ms""#;
+
+fn control_events<'a>(lines: &'a [(Instant, String)], kind: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    let needle = format!("kind={kind} ");
+    lines.iter().map(|(_, l)| l.as_str()).filter(move |l| l.contains("control event") && l.contains(&needle))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_replaces_a_killed_instance_without_client_errors() {
+    let (_dir, path) = temp_file("ballast.toml", &serve_config(2, (31_000, 31_099), BACKEND));
+    let mut serve = Watched::start(&["serve", "--config", path.to_str().expect("utf-8"), "--threads", "2"]);
+    let addr = serve.listening().await;
+    let ready = |l: &str| l.contains("control event") && l.contains("kind=Ready");
+    serve.wait_for(Stream::Err, 2, 60, "two ready instances", ready).await;
+    let load = Load::start(&format!("http://{addr}/"), 4);
+    load.wait_for_more(100).await;
+
+    let lines = serve.lines(Stream::Err);
+    let victim = *pids_in(control_events(&lines, "Created")).first().expect("a pid in the Created event");
+    let killed = Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(victim), nix::sys::signal::Signal::SIGKILL).expect("kill");
+    serve.wait_for(Stream::Err, 1, 30, "the replace event", |l| l.contains("kind=Replace")).await;
+    let (at, _) = serve.wait_for(Stream::Err, 3, 60, "the successor ready", ready).await;
+    load.wait_for_more(100).await;
+    let report = load.finish().await;
+    println!(
+        "kill: instance pid {victim} SIGKILLed; successor ready {:.1?} later; {} GETs ok, {} errors",
+        at.duration_since(killed),
+        report.ok,
+        report.errors.len()
+    );
+    assert!(report.errors.is_empty(), "client-visible errors: {:?}", &report.errors[..report.errors.len().min(5)]);
+
+    let lines = serve.lines(Stream::Err);
+    let pids = pids_in(control_events(&lines, "Created"));
+    assert_eq!(pids.len(), 3, "two instances and one successor: {pids:?}");
+    let status = serve.terminate().await;
+    assert!(status.success(), "clean exit: {status}");
+    wait_gone(&pids, 10).await;
+    let lines = serve.lines(Stream::Err);
+    assert!(lines.iter().any(|(_, l)| l.contains("every autoscaled instance stopped")), "{lines:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_provider_shows_error_and_recovers_after_a_fixing_reload() {
+    let broken = r#""-c", "echo 'cannot load model weights' >&2; exit 1", "{port}""#;
+    let config = |args: &str| serve_config(1, (31_100, 31_199), args).replace(&format!("\"{}\"", ballast_bin().display()), "\"/bin/sh\"");
+    let (_dir, path) = temp_file("ballast.toml", &config(broken));
+    let mut serve = Watched::start(&["serve", "--config", path.to_str().expect("utf-8")]);
+    let addr = serve.listening().await;
+    let (_, error) = serve.wait_for(Stream::Err, 1, 60, "the pool in error", |l| l.contains("kind=PoolError")).await;
+    assert!(error.contains("exit status: 1") || error.contains("exited"), "the cause is logged: {error}");
+    let r = get(&format!("http://{addr}/")).await.expect("the proxy answers");
+    assert_eq!(r.status, 503, "no instance to serve from");
+
+    // the fixed template: the real backend
+    let fixed = serve_config(1, (31_100, 31_199), BACKEND);
+    std::fs::write(&path, fixed).expect("rewrite config");
+    ballast_tests::signal(&serve.process, nix::sys::signal::Signal::SIGHUP);
+    serve.wait_for(Stream::Err, 1, 60, "recovery", |l| l.contains("kind=Recovered")).await;
+    serve.wait_for(Stream::Err, 1, 60, "a ready instance", |l| l.contains("kind=Ready")).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if get(&format!("http://{addr}/")).await.is_ok_and(|r| r.status == 200) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never served after recovery");
+        tokio::time::sleep(Duration::from_millis(50)).await; // poll interval
+    }
+    let lines = serve.lines(Stream::Err);
+    let pids = pids_in(control_events(&lines, "Created"));
+    let status = serve.terminate().await;
+    assert!(status.success(), "clean exit: {status}");
+    wait_gone(&pids, 10).await;
+}
