@@ -237,3 +237,69 @@ async fn a_failing_provider_shows_error_and_recovers_after_a_fixing_reload() {
     assert!(status.success(), "clean exit: {status}");
     wait_gone(&pids, 10).await;
 }
+
+/// GETs `url` until `done` holds for the set of backends of the last `n` answers.
+async fn until_backends(url: &str, n: usize, what: &str, done: impl Fn(&std::collections::BTreeSet<String>) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut recent = std::collections::VecDeque::new();
+    loop {
+        if let Ok(r) = get(url).await {
+            recent.push_back(r.backend().unwrap_or_default());
+            if recent.len() > n {
+                recent.pop_front();
+            }
+        }
+        let seen: std::collections::BTreeSet<String> = recent.iter().cloned().collect();
+        if recent.len() == n && done(&seen) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: last backends {seen:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_scaling_templates_and_removed_pools_to_running_instances() {
+    let v1 = r#""demo-backend", "--port", "{port}", "--name", "v1-{instance}", "--latency", "5ms""#;
+    let v2 = r#""demo-backend", "--port", "{port}", "--name", "v2-{instance}", "--latency", "5ms""#;
+    let ports = (31_200, 31_299);
+    let (_dir, path) = temp_file("ballast.toml", &serve_config(2, ports, v1));
+    let mut serve = Watched::start(&["serve", "--config", path.to_str().expect("utf-8"), "--threads", "2"]);
+    let url = format!("http://{}/", serve.listening().await);
+    until_backends(&url, 20, "two v1 backends", |s| s.len() == 2 && s.iter().all(|b| b.starts_with("v1-"))).await;
+    let hup = |text: String| {
+        std::fs::write(&path, text).expect("rewrite config");
+        ballast_tests::signal(&serve.process, nix::sys::signal::Signal::SIGHUP);
+    };
+
+    // new bounds reach the running pool task
+    hup(serve_config(3, ports, v1));
+    until_backends(&url, 30, "three v1 backends", |s| s.len() == 3).await;
+
+    // a new template rolls every instance under load, without an error
+    let load = Load::start(&url, 4);
+    load.wait_for_more(50).await;
+    let rolled = Instant::now();
+    hup(serve_config(3, ports, v2));
+    until_backends(&url, 30, "three v2 backends", |s| s.len() == 3 && s.iter().all(|b| b.starts_with("v2-"))).await;
+    let took = rolled.elapsed();
+    load.wait_for_more(50).await;
+    let report = load.finish().await;
+    println!("rolling update of 3 instances: {took:.1?}, {} GETs ok, {} errors", report.ok, report.errors.len());
+    assert!(report.errors.is_empty(), "errors during the rollout: {:?}", &report.errors[..report.errors.len().min(5)]);
+    serve.wait_for(Stream::Err, 1, 30, "the rollout done", |l| l.contains("kind=Rollout") && l.contains("done")).await;
+
+    // the pool becomes static: its task stops every instance it started
+    let fixed = ballast_tests::start_backend("fixed", &[]).await;
+    let pids = pids_in(control_events(&serve.lines(Stream::Err), "Created"));
+    assert!(pids.len() >= 6, "3 v1 and 3 v2 instances were started: {pids:?}");
+    let static_pool = format!(
+        "[[balancer]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\n[[balancer.route]]\npath_prefix = \"/\"\n\
+         split = [{{ pool = \"app\" }}]\n[[pool]]\nname = \"app\"\n[[pool.instance]]\naddress = \"{}\"\n",
+        fixed.addr
+    );
+    hup(static_pool);
+    wait_gone(&pids, 30).await;
+    until_backends(&url, 5, "the static backend", |s| s.len() == 1 && s.contains("fixed")).await;
+    let status = serve.terminate().await;
+    assert!(status.success(), "clean exit: {status}");
+}
