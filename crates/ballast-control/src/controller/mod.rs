@@ -41,6 +41,8 @@ mod tests;
 #[cfg(test)]
 mod tests_real;
 #[cfg(test)]
+mod tests_fleet;
+#[cfg(test)]
 mod tests_rollout;
 
 pub use events::{ControlEvent, EventKind, EventLog};

@@ -229,12 +229,14 @@ async fn exited_and_unhealthy_instances_are_replaced_with_a_reason() {
     r.provider.crash(&a.id, "signal: 9");
     until(&r, 5, "replaced", |_| {}, |v| v.count(Phase::Ready) == 2 && v.instances.iter().all(|i| i.id != a.id)).await;
     let replace = &kinds(&r.events, EventKind::Replace)[0];
-    assert_eq!(replace.reason, format!("{}: exited (signal: 9)", a.id));
+    let who = format!("{} at {}", a.id, a.address.clone().expect("addr"));
+    assert_eq!(replace.reason, format!("{who}: exited (signal: 9)"));
 
     r.probe.0.lock().expect("probe").insert(b.address.clone().expect("addr"));
     until(&r, 10, "unhealthy replaced", |_| {}, |v| v.count(Phase::Ready) == 2 && v.instances.iter().all(|i| i.id != b.id)).await;
     let replace = &kinds(&r.events, EventKind::Replace)[1];
-    assert!(replace.reason.starts_with(&format!("{}: failing health checks for 5s", b.id)), "{}", replace.reason);
+    let who = format!("{} at {}", b.id, b.address.clone().expect("addr"));
+    assert!(replace.reason.starts_with(&format!("{who}: failing health checks for 5s")), "{}", replace.reason);
     assert!(replace.outcome.starts_with("destroyed"), "{}", replace.outcome);
     assert!(r.provider.calls().contains(&format!("destroy {}", b.id)));
     r.handle.shutdown().await;

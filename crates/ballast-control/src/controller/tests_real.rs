@@ -139,7 +139,8 @@ async fn real_replicas_scale_heal_drain_and_clean_up() {
     let (ok, failed) = client.await.expect("client");
     eprintln!("during SIGKILL and replacement: {ok} GETs served, {failed} failed");
     let replaced: Vec<_> = events.snapshot().into_iter().filter(|e| e.kind == EventKind::Replace).collect();
-    assert_eq!(replaced[0].reason, format!("{}: exited (signal: 9 (SIGKILL))", victim.id));
+    let who = format!("{} at {} (pid {pid})", victim.id, victim.address.clone().expect("address"));
+    assert_eq!(replaced[0].reason, format!("{who}: exited (signal: 9 (SIGKILL))"));
 
     let pids: Vec<i32> = std::fs::read_dir(&dir)
         .expect("dir")

@@ -206,7 +206,7 @@ impl PromClient {
 
 #[cfg(test)]
 #[path = "prometheus_tests.rs"]
-mod tests;
+pub(crate) mod tests;
 
 /// A named PromQL query polled for a pool: its value is recorded as
 /// `prometheus:<name>`.

@@ -63,42 +63,67 @@ fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
+/// A real Prometheus (Debian's `/usr/bin/prometheus`, installed by `scripts/test.sh`)
+/// on a free port with an empty scrape config, answering queries; stop it with
+/// [`RealPrometheus::stop`].
+pub(crate) struct RealPrometheus {
+    process: ManagedProcess,
+    dir: std::path::PathBuf,
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) url: String,
+}
+
+impl RealPrometheus {
+    /// Starts it and waits (at most 60 s) until it answers `vector(42)`.
+    pub(crate) async fn start(tag: &str) -> (RealPrometheus, PromClient, QueryResult) {
+        let bin = std::path::Path::new("/usr/bin/prometheus");
+        assert!(bin.exists(), "/usr/bin/prometheus is not installed: run scripts/test.sh, or apt-get install prometheus");
+        let dir = std::env::temp_dir().join(format!("ballast-prom-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::write(dir.join("prometheus.yml"), "global:\n  scrape_interval: 15s\n").expect("config");
+        let port = free_port();
+        let spec = ProcessSpec {
+            program: bin.into(),
+            args: vec![
+                format!("--config.file={}", dir.join("prometheus.yml").display()).into(),
+                format!("--storage.tsdb.path={}", dir.join("data").display()).into(),
+                format!("--web.listen-address=127.0.0.1:{port}").into(),
+            ],
+            ..Default::default()
+        };
+        let mut process = ManagedProcess::spawn_captured(&spec).expect("spawn prometheus");
+        // its logs are noise here: drain them so it never blocks on a full pipe
+        let (out, err) = process.take_output();
+        if let (Some(mut out), Some(mut err)) = (out, err) {
+            tokio::spawn(async move { tokio::io::copy(&mut out, &mut tokio::io::sink()).await });
+            tokio::spawn(async move { tokio::io::copy(&mut err, &mut tokio::io::sink()).await });
+        }
+        let url = format!("http://127.0.0.1:{port}");
+        let client = PromClient::new(&url, Duration::from_secs(5)).expect("url");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let first = loop {
+            match client.query("vector(42)", None).await {
+                Ok(r) => break r,
+                Err(e) if tokio::time::Instant::now() > deadline => panic!("prometheus never answered: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await, // poll interval
+            }
+        };
+        (RealPrometheus { process, dir, url }, client, first)
+    }
+
+    /// Stops it and removes its data.
+    pub(crate) async fn stop(self) {
+        self.process.stop(Duration::from_secs(10)).await.expect("stop prometheus");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Against Debian's `prometheus` binary: started on a free port with an empty scrape
 /// config, then queried. `scripts/test.sh` installs it; without it this test fails.
 #[tokio::test]
 async fn real_prometheus_answers_instant_queries() {
-    let bin = std::path::Path::new("/usr/bin/prometheus");
-    assert!(bin.exists(), "/usr/bin/prometheus is not installed: run scripts/test.sh, or apt-get install prometheus");
-    let dir = std::env::temp_dir().join(format!("ballast-prom-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    std::fs::write(dir.join("prometheus.yml"), "global:\n  scrape_interval: 15s\n").expect("config");
-    let port = free_port();
-    let spec = ProcessSpec {
-        program: bin.into(),
-        args: vec![
-            format!("--config.file={}", dir.join("prometheus.yml").display()).into(),
-            format!("--storage.tsdb.path={}", dir.join("data").display()).into(),
-            format!("--web.listen-address=127.0.0.1:{port}").into(),
-        ],
-        ..Default::default()
-    };
-    let mut prom = ManagedProcess::spawn_captured(&spec).expect("spawn prometheus");
-    // its logs are noise here: drain them so it never blocks on a full pipe
-    let (out, err) = prom.take_output();
-    if let (Some(mut out), Some(mut err)) = (out, err) {
-        tokio::spawn(async move { tokio::io::copy(&mut out, &mut tokio::io::sink()).await });
-        tokio::spawn(async move { tokio::io::copy(&mut err, &mut tokio::io::sink()).await });
-    }
-    let client = PromClient::new(&format!("http://127.0.0.1:{port}"), Duration::from_secs(5)).expect("url");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let first = loop {
-        match client.query("vector(42)", None).await {
-            Ok(r) => break r,
-            Err(e) if tokio::time::Instant::now() > deadline => panic!("prometheus never answered: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await, // poll interval
-        }
-    };
+    let (prom, client, first) = RealPrometheus::start("query").await;
     assert_eq!(first.single().expect("one series"), 42.0);
     let s = client.query("scalar(vector(7)) * 2", Some(Utc::now())).await.expect("scalar");
     assert_eq!(s, QueryResult::Scalar(14.0));
@@ -127,6 +152,5 @@ async fn real_prometheus_answers_instant_queries() {
     let s = windows.summary(&MetricKind::Prometheus("answer".into()), now - chrono::Duration::seconds(60), now).expect("samples");
     assert_eq!((s.mean, s.latest), (42.0, 42.0));
     assert_eq!(windows.raw_len(&MetricKind::Prometheus("broken".into())), 0, "a refused query records nothing");
-    prom.stop(Duration::from_secs(10)).await.expect("stop prometheus");
-    let _ = std::fs::remove_dir_all(&dir);
+    prom.stop().await;
 }
