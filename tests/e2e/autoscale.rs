@@ -106,6 +106,7 @@ async fn demo_grows_under_load_and_shrinks_after_it() {
     assert!(peak >= want && peak <= i64::from(max), "peak {peak} instances");
     for (_, l) in lines.iter().filter(|(_, l)| l.starts_with("decision: ")) {
         assert!(l.contains("concurrency"), "every decision gives its reason: {l}");
+        println!("  {l}");
     }
     println!(
         "ramp: {LOAD} in flight, target {TARGET}/instance, interval {INTERVAL}s: grew 1 → {want} ready in {grew:.1?} \

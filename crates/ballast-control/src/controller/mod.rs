@@ -12,7 +12,8 @@
 //!    path), calls [`decide`](ballast_core::autoscale::decide) and adopts its target;
 //! 4. reconciles: creates instances while fewer than the target exist, with exponential
 //!    backoff after failures (the pool shows `error` with the cause after
-//!    `error_after` failures in a row, and recovers on the next success); drains surplus
+//!    `error_after` failed creates, or instances that never became ready, in a row, and
+//!    recovers on the next success; see `failures.rs`); drains surplus
 //!    instances (marks their `BackendStats::draining`, waits for in-flight to reach 0 or
 //!    the drain grace, then destroys them);
 //!    During a rollout ([`PoolHandle::roll_out`]) the [`rollout`](crate::rollout)
@@ -27,6 +28,11 @@
 //! `Config` with those addresses as the pool's static instances and calling
 //! `ProxyServer::reload`, which swaps the routing snapshot and keeps live stats by
 //! `(pool, address)`.
+//!
+//! # In the binary
+//! [`Fleet`] runs every autoscaled pool of a config (`ballast serve`, `ballast demo`):
+//! started with the proxy, kept in step with SIGHUP reloads ([`PoolHandle::update`] for
+//! settings, [`PoolHandle::roll_out`] for new templates), stopped after the proxy drained.
 
 pub mod events;
 mod failures;
