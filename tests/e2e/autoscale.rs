@@ -87,7 +87,7 @@ async fn demo_grows_under_load_and_shrinks_after_it() {
     loop {
         let lines = demo.lines(Stream::Out);
         let last = live_counts(&lines).last().map_or(0, |(_, n)| *n);
-        if last == i64::from(min) && lines.iter().filter_map(|(_, l)| decision(l)).last().is_some_and(|(_, to)| to == min) {
+        if last == i64::from(min) && lines.iter().rev().find_map(|(_, l)| decision(l)).is_some_and(|(_, to)| to == min) {
             break;
         }
         assert!(Instant::now() < deadline, "never shrank back to {min}: {lines:#?}");
