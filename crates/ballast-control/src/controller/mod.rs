@@ -75,6 +75,16 @@ pub trait Membership: Send + Sync {
     fn set(&self, pool: &str, addresses: &[String]) -> Result<(), String>;
 }
 
+/// Requests the proxy holds for a pool while it has no ready instance (scale from
+/// zero): the count feeds the engine's `PoolState::pending_requests`, and a change
+/// wakes the pool task at once instead of at its next tick.
+pub trait Demand: Send + Sync {
+    /// Requests held for `pool` now.
+    fn pending(&self, pool: &str) -> u32;
+    /// A receiver of the held count of `pool` (None: the proxy does not hold for it).
+    fn watch(&self, pool: &str) -> Option<watch::Receiver<u32>>;
+}
+
 /// Where a pool's metrics come from.
 pub trait MetricFeed: Send {
     /// Takes a sample now; `ready` lists the ready instances' addresses, `now` is the
@@ -168,6 +178,9 @@ pub struct Settings {
     /// Evaluate before the interval when concurrency is this many times what the last
     /// evaluation saw (default 1.5).
     pub fast_path_ratio: f64,
+    /// Probe cadence while requests are held and no instance is ready yet, so a held
+    /// request waits about the start-up time, not a tick more (default 50 ms).
+    pub wake_probe: Duration,
 }
 
 impl Default for Settings {
@@ -181,6 +194,7 @@ impl Default for Settings {
             retry_max: Duration::from_secs(60),
             error_after: 3,
             fast_path_ratio: 1.5,
+            wake_probe: Duration::from_millis(50),
         }
     }
 }
@@ -207,6 +221,8 @@ pub struct PoolSpec {
     pub settings: Settings,
     /// Where events go.
     pub events: EventLog,
+    /// Requests held by the proxy (scale from zero); None: nothing is held.
+    pub demand: Option<Arc<dyn Demand>>,
 }
 
 /// Health of the pool's control loop.

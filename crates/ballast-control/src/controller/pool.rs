@@ -135,9 +135,13 @@ impl PoolTask {
     ) {
         let mut ticker = tokio::time::interval(self.spec.settings.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut demand = self.spec.demand.as_ref().and_then(|d| d.watch(&self.spec.name));
         loop {
+            let waking = self.waking();
             tokio::select! {
                 _ = ticker.tick() => self.step().await,
+                held = demand_changed(&mut demand) => if held > 0 { self.step().await },
+                _ = tokio::time::sleep(self.spec.settings.wake_probe), if waking => self.step().await,
                 Some(r) = rollouts.recv() => self.start_rollout(self.now(), r.to, r.limits),
                 Some(u) = updates.recv() => self.apply_update(self.now(), u),
                 _ = stop.changed() => break,
@@ -159,6 +163,15 @@ impl PoolTask {
         self.target = self.target.clamp(min, max.max(min));
         let outcome = if from == self.target { format!("target stays {from}") } else { format!("target {from} → {}", self.target) };
         self.event(now, EventKind::Decision, format!("scaling settings reloaded (min {min}, max {max})"), outcome);
+    }
+
+    /// Requests are held for this pool and no instance is ready to take them.
+    fn waking(&self) -> bool {
+        self.count(Phase::Ready) == 0 && self.pending() > 0
+    }
+
+    fn pending(&self) -> u32 {
+        self.spec.demand.as_ref().map_or(0, |d| d.pending(&self.spec.name))
     }
 
     async fn step(&mut self) {
@@ -255,6 +268,9 @@ impl PoolTask {
         if now.saturating_sub(last) >= interval {
             return Some(true);
         }
+        if self.live() == 0 && self.pending() > 0 {
+            return Some(false); // scale from zero: a held request must not wait for the interval
+        }
         let c = self.latest_concurrency(wall);
         (c > 0.0 && c >= (self.last_eval_concurrency * self.spec.settings.fast_path_ratio).max(1.0)).then_some(false)
     }
@@ -276,6 +292,7 @@ impl PoolTask {
             current: self.live(),
             ready: u32::try_from(self.count(Phase::Ready)).unwrap_or(u32::MAX),
             startup_time: self.startup.summary().map(|s| s.p50).unwrap_or_default(),
+            pending_requests: self.pending(),
             ..PoolState::default()
         };
         let d = decide(&state, &self.spec.scaling, self.spec.cost.as_ref(), source, &mut self.memory, wall);
@@ -436,5 +453,17 @@ impl PoolTask {
             self.event(self.now(), EventKind::Stopped, format!("{}: the pool is stopping", m.describe()), outcome);
         }
         self.publish();
+    }
+}
+
+/// The next change of the held-request count (pending forever without a receiver, or
+/// once its sender is gone).
+async fn demand_changed(rx: &mut Option<watch::Receiver<u32>>) -> u32 {
+    match rx.as_mut() {
+        Some(r) => match r.changed().await {
+            Ok(()) => *r.borrow_and_update(),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }

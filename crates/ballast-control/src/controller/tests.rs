@@ -114,6 +114,7 @@ fn rig(min: u32, max: u32, settings: Settings, failing_creates: u32) -> Rig {
         stats: Some(stats.clone()),
         settings,
         events: events.clone(),
+        demand: None,
     });
     Rig { handle, provider, membership, probe, stats, load, events }
 }
@@ -265,6 +266,7 @@ async fn a_lasting_membership_error_is_logged_once_and_instances_still_start() {
         stats: None,
         settings: Settings::default(),
         events: events.clone(),
+        demand: None,
     });
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(handle.view().count(Phase::Ready), 1);
@@ -294,6 +296,7 @@ async fn a_concurrency_jump_takes_the_fast_path() {
         stats: None,
         settings: Settings::default(),
         events: events.clone(),
+        demand: None,
     });
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(kinds(&events, EventKind::Decision).is_empty(), "5 in flight on 1 instance: no change");
@@ -304,5 +307,58 @@ async fn a_concurrency_jump_takes_the_fast_path() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(handle.view().target > 1);
+    handle.shutdown().await;
+}
+
+/// Requests "held by the proxy", set by the test.
+struct Held {
+    count: std::sync::atomic::AtomicU32,
+    tx: watch::Sender<u32>,
+}
+
+impl Demand for Held {
+    fn pending(&self, _pool: &str) -> u32 {
+        self.count.load(Relaxed)
+    }
+    fn watch(&self, _pool: &str) -> Option<watch::Receiver<u32>> {
+        Some(self.tx.subscribe())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn held_requests_wake_a_pool_at_zero_without_waiting_for_the_interval() {
+    let held = Arc::new(Held { count: 0.into(), tx: watch::channel(0).0 });
+    let provider = Arc::new(FakeProvider::new());
+    let events = EventLog::new(1000);
+    let mut config = scaling(0, 3, Duration::from_secs(60));
+    config.scale_to_zero = Some(ballast_core::autoscale::ScaleToZero { idle_after: ConfigDuration(Duration::from_secs(600)) });
+    let handle = PoolHandle::spawn(PoolSpec {
+        name: "web".into(),
+        scaling: config,
+        cost: None,
+        provider: provider.clone(),
+        probe: Arc::new(Scripted::default()),
+        feed: ScriptedFeed::new(Arc::new(Mutex::new(0.0))),
+        membership: Arc::new(Recorded::default()),
+        stats: None,
+        settings: Settings::default(),
+        events: events.clone(),
+        demand: Some(held.clone()),
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(handle.view().instances.len(), 0, "no demand: stays at zero");
+
+    // two requests are held: the task wakes on the watch, not at its next evaluation
+    // (60 s away), and probes at the wake cadence until the instance is ready
+    held.count.store(2, Relaxed);
+    held.tx.send_replace(2);
+    let woke = tokio::time::Instant::now();
+    while handle.view().count(Phase::Ready) == 0 {
+        assert!(woke.elapsed() < Duration::from_secs(1), "not ready within a second: {:?}", events.snapshot());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let decision = events.snapshot().into_iter().find(|e| e.kind == EventKind::Decision).expect("a decision");
+    assert!(decision.reason.contains("waking"), "{}", decision.reason);
+    assert_eq!(decision.outcome, "target 0 → 1");
     handle.shutdown().await;
 }

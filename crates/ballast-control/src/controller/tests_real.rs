@@ -103,6 +103,7 @@ async fn real_replicas_scale_heal_drain_and_clean_up() {
         stats: Some(seam.clone()),
         settings,
         events: events.clone(),
+        demand: None,
     });
     until(&handle, 30, "one ready replica", |v| v.count(Phase::Ready) == 1).await;
     assert_eq!(get(front).await, Ok(200), "served through the proxy");
@@ -239,6 +240,7 @@ async fn a_failing_create_script_backs_off_errors_and_recovers_when_fixed() {
         stats: None,
         settings,
         events: events.clone(),
+        demand: None,
     });
     let v = until(&handle, 30, "error state", |v| matches!(v.status, PoolStatus::Error { .. })).await;
     let PoolStatus::Error { cause } = v.status else { unreachable!() };

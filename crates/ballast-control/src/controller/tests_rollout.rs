@@ -83,6 +83,7 @@ async fn a_rollout_keeps_serving_and_a_broken_template_rolls_back() {
         stats: Some(seam.clone()),
         settings: Settings { tick: Duration::from_millis(100), ..Settings::default() },
         events: events.clone(),
+        demand: None,
     });
     until(&handle, &events, 30, "4 ready", |v| v.count(Phase::Ready) == 4).await;
     assert_eq!(get(front).await.as_deref(), Ok("v0"));

@@ -117,6 +117,7 @@ pub fn spawn_pool(pool: &PoolConfig, provider: Arc<dyn Provider>, inbox: MetricI
         stats: Some(seam.clone()),
         settings: wiring.settings,
         events: wiring.events.clone(),
+        demand: None,
     })
 }
 
