@@ -331,7 +331,7 @@ async fn held_requests_wake_a_pool_at_zero_without_waiting_for_the_interval() {
     let provider = Arc::new(FakeProvider::new());
     let events = EventLog::new(1000);
     let mut config = scaling(0, 3, Duration::from_secs(60));
-    config.scale_to_zero = Some(ballast_core::autoscale::ScaleToZero { idle_after: ConfigDuration(Duration::from_secs(600)) });
+    config.scale_to_zero = Some(serde_json::from_value(serde_json::json!({ "idle_after": "10m" })).expect("scale_to_zero"));
     let handle = PoolHandle::spawn(PoolSpec {
         name: "web".into(),
         scaling: config,
