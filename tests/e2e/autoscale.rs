@@ -211,7 +211,7 @@ async fn a_failing_provider_shows_error_and_recovers_after_a_fixing_reload() {
     let broken = r#""-c", "echo 'cannot load model weights' >&2; exit 1", "{port}""#;
     let config = |args: &str| serve_config(1, (31_100, 31_199), args).replace(&format!("\"{}\"", ballast_bin().display()), "\"/bin/sh\"");
     let (_dir, path) = temp_file("ballast.toml", &config(broken));
-    let mut serve = Watched::start(&["serve", "--config", path.to_str().expect("utf-8")]);
+    let mut serve = Watched::start(&["serve", "--config", path.to_str().expect("utf-8"), "--threads", "1"]);
     let addr = serve.listening().await;
     let (_, error) = serve.wait_for(Stream::Err, 1, 60, "the pool in error", |l| l.contains("kind=PoolError")).await;
     assert!(error.contains("exit status: 1") || error.contains("exited"), "the cause is logged: {error}");

@@ -18,6 +18,7 @@ use ballast_core::config::{parse_and_validate, Config, ConfigDuration};
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
 
 /// Flags of `ballast demo`.
 #[derive(Debug, Clone, clap::Args)]
@@ -187,9 +188,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // a shorter tick than `serve`'s: instances count as ready (and the pool reacts) sooner
     let settings = Settings { tick: Duration::from_millis(500), drain_grace: Duration::from_secs(10), ..Settings::default() };
     let wiring = Wiring { log_dir: log_dir.clone(), settings, events };
+    // from here on Ctrl-C and SIGTERM are ours (not the default exit), so the backends
+    // are stopped even when one comes while they are starting
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     let mut fleet = crate::serve::start_fleet(&server, &config, wiring);
     let served = async {
-        wait_until_ready(&fleet, args.min).await?;
+        tokio::select! {
+            ready = wait_until_ready(&fleet, args.min) => ready?,
+            _ = term.recv() => return server_stopped(&server).await,
+            _ = int.recv() => return server_stopped(&server).await,
+        }
         if let Some((_, addr)) = server.local_addrs().first() {
             print_line(&format!(
                 "balancer ({}) over {}–{} autoscaled demo backends, target {} in flight per backend, evaluated every {}. Try:",
@@ -212,7 +221,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     served
 }
 
-/// Waits (at most 60 s, or until a signal) for `min` ready demo backends.
+/// A signal came before the backends were ready: drain and return.
+async fn server_stopped(server: &ballast_proxy::ProxyServer) -> anyhow::Result<()> {
+    server.shutdown(crate::serve::DRAIN_GRACE).await;
+    Ok(())
+}
+
+/// Waits (at most 60 s) for `min` ready demo backends.
 async fn wait_until_ready(fleet: &Fleet, min: u32) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
