@@ -57,7 +57,8 @@
 //!    the affinity `Set-Cookie` added; the upstream body streams back frame by frame,
 //!    and once it has been read to the end its connection returns to the pool.
 //!    `101 Switching Protocols` splices the two upgraded connections (WebSocket).
-//!    Stats record in-flight, failures and a peak-EWMA latency ([`stats_glue`]); an
+//!    Stats record in-flight, failures, a peak-EWMA latency and a latency histogram
+//!    (p50/p95/p99 for the controller's sampler) ([`stats_glue`]); an
 //!    access-log line (combined or JSON) is queued to a writer thread ([`access_log`]).
 //!
 //! Reload ([`ProxyServer::reload`]) swaps snapshots and certificates in place; a
