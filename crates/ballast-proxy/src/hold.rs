@@ -19,7 +19,8 @@
 //! waits (it stays in the client's socket), so holding costs a task and a slot, not
 //! memory per byte. A client that goes away drops the waiting future, which frees the slot
 //! and lowers the held count. When a reload removes the pool or stops it holding, the
-//! waiting requests get the ordinary "no instance" 503.
+//! waiting requests get the ordinary "no instance" 503, and so do they when the server
+//! shuts down (no instance is coming; draining should not wait out the hold timeout).
 //!
 //! [`ScalingConfig::may_be_at_zero`]: ballast_core::autoscale::ScalingConfig::may_be_at_zero
 //! [`ProxyServer::pending_requests`]: crate::ProxyServer::pending_requests
@@ -30,6 +31,7 @@ use crate::snapshot::{Pool, Snapshot};
 use arc_swap::ArcSwap;
 use ballast_core::config::{Config, PoolConfig};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -46,11 +48,13 @@ pub struct PoolHold {
     held: watch::Sender<u32>,
     /// Bumped when the pool's membership may have changed.
     members: watch::Sender<u64>,
+    /// Set at shutdown: held requests give up.
+    closing: AtomicBool,
 }
 
 impl Default for PoolHold {
     fn default() -> Self {
-        PoolHold { held: watch::Sender::new(0), members: watch::Sender::new(0) }
+        PoolHold { held: watch::Sender::new(0), members: watch::Sender::new(0), closing: AtomicBool::new(false) }
     }
 }
 
@@ -101,6 +105,15 @@ impl HoldRegistry {
     /// The shared state of pool `name`, if it holds.
     pub fn get(&self, name: &str) -> Option<Arc<PoolHold>> {
         self.pools.lock().unwrap_or_else(PoisonError::into_inner).get(name).cloned()
+    }
+
+    /// Makes every held request give up (the "no instance" 503): the server shuts down.
+    pub fn release_all(&self) {
+        let pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        for hold in pools.values() {
+            hold.closing.store(true, Ordering::Release);
+            hold.membership_changed();
+        }
     }
 
     /// Forgets pools that `config` no longer has or that no longer may run at zero (their
@@ -166,7 +179,7 @@ pub async fn hold_if_empty(snapshot: &ArcSwap<Snapshot>, pool: &Pool) -> Result<
         if !now.authorities.is_empty() {
             return Ok(Some((snap, i)));
         }
-        if now.hold.is_none() {
+        if now.hold.is_none() || hold.shared.closing.load(Ordering::Acquire) {
             return Err(ProxyError::NoInstance { pool: pool.name.clone() });
         }
         match tokio::time::timeout_at(deadline, changes.changed()).await {

@@ -75,6 +75,7 @@ pub mod error;
 pub mod forward;
 pub mod health;
 pub mod hold;
+pub mod membership;
 pub mod probe;
 pub mod proxy;
 pub mod ratelimit;

@@ -1,37 +1,19 @@
 //! [`ProxyServer`]: the listeners of every `[[balancer]]`, their accept loops and
 //! connection limits, hot reload, membership updates and graceful shutdown.
 //!
-//! # Membership and reload
-//!
-//! Two writers set a pool's instances: the config ([`ProxyServer::reload`]) and the
-//! controller ([`ProxyServer::set_pool_instances`]). The server keeps the config it runs
-//! (the last one loaded, with the controller's lists applied) and, per pool, the list the
-//! controller set last. The rule:
-//!
-//! - A pool whose provider is `process` or `exec` belongs to the controller: a reload
-//!   changes its settings (balancing, health, limits, scaling...) but keeps the
-//!   instances the controller set (the config lists none for such pools). Until the
-//!   controller sets some, it has none (and holds requests when it may run at zero).
-//! - A `static` pool belongs to the config: `set_pool_instances` may change it, but the
-//!   next reload puts the config's `[[pool.instance]]` list back and forgets the
-//!   controller's.
-//! - A pool that a reload removes, or turns from process/exec into static, forgets the
-//!   controller's list.
-//!
-//! Either way, an address that leaves a pool loses its stats, breaker, outlier state
-//! and idle connections at once, so one that comes back (say a new process on a reused
-//! port) starts fresh; an address that stays keeps all of it, drain mark included.
+//! How the config's and the controller's instance lists combine is in [`crate::membership`].
 
 use crate::access_log::AccessLog;
 use crate::error::ProxyError;
 use crate::proxy::ListenerState;
+use crate::membership::{check_instances, Applied};
 use crate::snapshot::{build_pool, Pool, Snapshot, StatsRegistry};
 use crate::stats_glue::Clock;
 use crate::upstream::ConnRegistry;
 use crate::{conn, tls};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use ballast_core::balance::BackendStats;
-use ballast_core::config::{BalancerConfig, Config, InstanceConfig, ProviderConfig};
+use ballast_core::config::{BalancerConfig, Config, InstanceConfig};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -57,33 +39,6 @@ pub struct ProxyServer {
     runtimes: Vec<Handle>,
     /// The config in force (controller lists applied) and the controller's lists.
     applied: Mutex<Applied>,
-}
-
-/// What the server runs: see the module docs for how the two writers combine.
-#[derive(Debug, Default)]
-struct Applied {
-    /// The last config loaded, with `managed` applied to its process/exec pools.
-    config: Config,
-    /// The instance lists set by `set_pool_instances`, by pool name.
-    managed: HashMap<String, Vec<InstanceConfig>>,
-}
-
-impl Applied {
-    /// `config` with the controller's lists applied, and the lists that survive it.
-    fn merge(&self, config: &Config) -> (Config, HashMap<String, Vec<InstanceConfig>>) {
-        let mut merged = config.clone();
-        let mut managed = HashMap::new();
-        for p in &mut merged.pools {
-            if p.provider == ProviderConfig::Static {
-                continue;
-            }
-            if let Some(list) = self.managed.get(&p.name) {
-                p.instances = list.clone();
-                managed.insert(p.name.clone(), list.clone());
-            }
-        }
-        (merged, managed)
-    }
 }
 
 /// `ProxyServer` is shared between the serving code and signal handlers.
@@ -211,7 +166,7 @@ impl ProxyServer {
     /// latency prober follow the new list. Requests held while the pool was at zero are
     /// woken and go through the normal pick. The list may be empty (the pool goes to zero).
     ///
-    /// How this interacts with [`reload`](Self::reload) is in the module docs: for
+    /// How this interacts with [`reload`](Self::reload) is in [`crate::membership`]: for
     /// process/exec pools the list survives reloads, for static pools the next reload
     /// restores the config's list.
     ///
@@ -282,7 +237,7 @@ impl ProxyServer {
     /// be built or bound, nothing changes and the error is returned.
     ///
     /// Pools whose provider is `process` or `exec` keep the instances set by
-    /// [`set_pool_instances`](Self::set_pool_instances) (see the module docs).
+    /// [`set_pool_instances`](Self::set_pool_instances) (see [`crate::membership`]).
     pub fn reload(&self, config: &Config) -> Result<ReloadSummary, ProxyError> {
         let mut listeners = self.listeners.lock().unwrap_or_else(PoisonError::into_inner);
         let mut applied = self.applied.lock().unwrap_or_else(PoisonError::into_inner);
@@ -347,7 +302,8 @@ impl ProxyServer {
         Ok(summary)
     }
 
-    /// Stops accepting on every listener, lets in-flight requests finish, and returns
+    /// Stops accepting on every listener, lets in-flight requests finish (requests held
+    /// for a pool at zero get 503 at once), and returns
     /// once every connection closed or `grace` passed. Returns whether everything
     /// drained in time. Takes `&self` so the server can live in an `Arc` shared with
     /// a signal task; afterwards it has no listeners.
@@ -358,6 +314,8 @@ impl ProxyServer {
             let _ = l.stop.send(true);
             tasks.extend(l.tasks);
         }
+        // No instance is coming for a pool at zero: answer its held requests now.
+        self.registry.holds().release_all();
         tokio::time::timeout(grace, futures_util::future::join_all(tasks)).await.is_ok()
     }
 
@@ -417,21 +375,6 @@ impl ProxyServer {
             tasks,
         }
     }
-}
-
-/// The checks `ballast_core::config::validate` makes on a config's instance list, for a
-/// list that comes from the controller: `(field, reason)` of the first problem.
-fn check_instances(instances: &[InstanceConfig]) -> Result<(), (String, String)> {
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    for (i, inst) in instances.iter().enumerate() {
-        if let Some(j) = seen.insert(inst.address.as_str(), i) {
-            return Err((format!("instance[{i}].address"), format!("{:?} is already instance[{j}]", inst.address)));
-        }
-        if !(1..=10_000).contains(&inst.weight) {
-            return Err((format!("instance[{i}].weight"), format!("{} is not allowed; use 1 to 10000", inst.weight)));
-        }
-    }
-    Ok(())
 }
 
 fn unspecified() -> SocketAddr {

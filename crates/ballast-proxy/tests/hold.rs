@@ -188,3 +188,15 @@ async fn a_pool_with_instances_is_not_held_and_a_raw_client_sees_the_answer() {
     assert!(out.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&out));
     assert_eq!(server.pending_requests("app"), 0);
 }
+
+#[tokio::test]
+async fn shutdown_answers_held_requests_instead_of_waiting_them_out() {
+    let scaling = "[pool.scaling]\nmin = 0\ntemplate = \"web-balanced\"\nscale_to_zero = { hold_timeout = \"10m\" }\n";
+    let (server, addr) = proxy(&zero_pool(scaling)).await;
+    let client = tokio::spawn(send(addr, get("/")));
+    held(&server, 1).await;
+    assert!(server.shutdown(PATIENCE).await, "drained without waiting out the 10 minutes");
+    let got = tokio::time::timeout(PATIENCE, client).await.expect("answered").expect("client task");
+    assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(server.pending_requests("app"), 0);
+}
