@@ -200,3 +200,38 @@ async fn shutdown_answers_held_requests_instead_of_waiting_them_out() {
     assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(server.pending_requests("app"), 0);
 }
+
+#[tokio::test]
+async fn a_held_body_stays_in_the_socket_until_the_request_is_released() {
+    const TOTAL: usize = 48 << 20;
+    let (server, addr) = proxy(&zero_pool(HOLDS)).await;
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!("POST /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {TOTAL}\r\n\r\n");
+    s.write_all(head.as_bytes()).await.expect("head");
+    held(&server, 1).await;
+    let chunk = vec![b'y'; 64 * 1024];
+    let mut sent = 0;
+    // Write until the socket stops taking bytes: nobody reads them, so the kernel's
+    // buffers fill (a few MiB). A proxy that read held bodies would take all 48 MiB.
+    while sent < TOTAL {
+        let n = chunk.len().min(TOTAL - sent);
+        match tokio::time::timeout(Duration::from_millis(300), s.write(&chunk[..n])).await {
+            Ok(Ok(w)) => sent += w,
+            Ok(Err(e)) => panic!("write failed: {e}"),
+            Err(_) => break,
+        }
+    }
+    assert!(sent < TOTAL / 2, "the held request's body was read: {sent} bytes taken");
+    let backend = echo("cold").await;
+    server.set_pool_instances("app", &[instance(backend.addr)]).expect("members set");
+    while sent < TOTAL {
+        let n = chunk.len().min(TOTAL - sent);
+        s.write_all(&chunk[..n]).await.expect("the rest of the body");
+        sent += n;
+    }
+    let mut out = Vec::new();
+    tokio::time::timeout(PATIENCE, s.read_to_end(&mut out)).await.expect("answered").expect("read");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains(&format!("\"received\":{TOTAL}")), "{text}");
+}
