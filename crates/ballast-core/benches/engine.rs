@@ -66,7 +66,7 @@ fn every_policy() -> (ScalingConfig, CostConfig) {
             period: ConfigDuration::from_secs(60),
             select: LimitSelect::Max,
         }),
-        scale_to_zero: Some(ScaleToZero { idle_after: ConfigDuration::from_secs(900) }),
+        scale_to_zero: Some(ScaleToZero { idle_after: ConfigDuration::from_secs(900), ..ScaleToZero::default() }),
         ..ScalingConfig::default()
     };
     (config, CostConfig::per_instance_hour(0.096, Some(5000.0)))

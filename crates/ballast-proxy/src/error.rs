@@ -34,6 +34,28 @@ pub enum ProxyError {
         /// When to try again (the `Retry-After` header, rounded up to seconds).
         retry_after: Duration,
     },
+    /// A request held for a pool at zero instances (scale from zero) was refused: the
+    /// hold queue was full, or no instance became ready within the hold timeout. 503 with
+    /// `Retry-After`.
+    #[error("pool {pool:?} has no instance yet: {reason}")]
+    ColdStart {
+        /// The pool name.
+        pool: String,
+        /// Why: the queue was full, or the wait timed out.
+        reason: &'static str,
+        /// When to try again (the `Retry-After` header, rounded up to seconds).
+        retry_after: Duration,
+    },
+    /// A membership update (`ProxyServer::set_pool_instances`) was refused; nothing changed.
+    #[error("pool {pool:?}: {field}: {reason}")]
+    Membership {
+        /// The pool name.
+        pool: String,
+        /// The field path, e.g. `instance[2].address`, or `pool` for an unknown pool.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A rate limit refused the request: 429 with `Retry-After` and `RateLimit-*`.
     #[error("rate limit of {limit} requests exceeded")]
     RateLimited {
@@ -136,7 +158,9 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::NoRoute { .. } => StatusCode::NOT_FOUND,
-            ProxyError::NoInstance { .. } | ProxyError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::NoInstance { .. } | ProxyError::Unavailable { .. } | ProxyError::ColdStart { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::Connect { .. } | ProxyError::Upstream { .. } | ProxyError::UpstreamProtocol { .. } => {
                 StatusCode::BAD_GATEWAY
@@ -157,7 +181,9 @@ impl ProxyError {
     /// The `Retry-After` this error's response carries, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            ProxyError::Unavailable { retry_after, .. } | ProxyError::RateLimited { retry_after, .. } => {
+            ProxyError::Unavailable { retry_after, .. }
+            | ProxyError::ColdStart { retry_after, .. }
+            | ProxyError::RateLimited { retry_after, .. } => {
                 Some(*retry_after)
             }
             _ => None,
@@ -170,6 +196,7 @@ impl ProxyError {
             ProxyError::NoRoute { .. } => "no route\n",
             ProxyError::NoInstance { .. } => "no instance available\n",
             ProxyError::Unavailable { .. } => "service unavailable\n",
+            ProxyError::ColdStart { .. } => "service is starting and no instance is ready yet; retry later\n",
             ProxyError::RateLimited { .. } => "too many requests\n",
             ProxyError::Connect { .. } | ProxyError::Upstream { .. } | ProxyError::UpstreamProtocol { .. } => {
                 "bad gateway\n"

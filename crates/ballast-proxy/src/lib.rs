@@ -29,7 +29,10 @@
 //!    guard ([`resilience_glue`]): ejected instances and open breakers are skipped,
 //!    instances at `max_in_flight_per_instance` make the request wait in the pending
 //!    queue. No route: 404; no instance: 503; every instance ejected or open, or the
-//!    queue full or waited out: 503 with `Retry-After`.
+//!    queue full or waited out: 503 with `Retry-After`. A pool with no instance whose
+//!    scaling may go to zero holds the request instead ([`hold`]: bounded queue and
+//!    timeout, body unread) until the controller gives it instances
+//!    ([`ProxyServer::set_pool_instances`]), then picks as usual.
 //! 4. **Rewrite** ([`forward`]): hop-by-hop headers (and those named in `Connection`)
 //!    removed; `X-Forwarded-For` appended, `X-Forwarded-Proto`/`-Host` set;
 //!    `X-Request-Id` kept or generated; `traceparent` continued with a new parent id,
@@ -57,7 +60,8 @@
 //!    Stats record in-flight, failures and a peak-EWMA latency ([`stats_glue`]); an
 //!    access-log line (combined or JSON) is queued to a writer thread ([`access_log`]).
 //!
-//! Reload ([`ProxyServer::reload`]) swaps snapshots and certificates in place; open
+//! Reload ([`ProxyServer::reload`]) swaps snapshots and certificates in place; a
+//! membership update ([`ProxyServer::set_pool_instances`]) rebuilds one pool only; open
 //! connections keep going. Shutdown ([`ProxyServer::shutdown`]) stops accepting, asks
 //! every connection to finish its in-flight requests, and waits up to a grace period.
 
@@ -69,6 +73,7 @@ pub mod conn_io;
 pub mod error;
 pub mod forward;
 pub mod health;
+pub mod hold;
 pub mod probe;
 pub mod proxy;
 pub mod ratelimit;

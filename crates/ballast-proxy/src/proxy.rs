@@ -185,6 +185,15 @@ async fn proxy(
             _ => &snap.pools[i],
         }
     };
+    // Scale from zero: a pool with no instance that may run at zero holds the request.
+    let woken: Arc<Snapshot>;
+    let (snap, pool) = match crate::hold::hold_if_empty(&state.snapshot, pool).await? {
+        Some((s, i)) => {
+            woken = s;
+            (&*woken, &woken.pools[i])
+        }
+        None => (snap, pool),
+    };
     let upgrade = req.version() == Version::HTTP_11 && forward::wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();

@@ -1,16 +1,38 @@
 //! [`ProxyServer`]: the listeners of every `[[balancer]]`, their accept loops and
-//! connection limits, hot reload and graceful shutdown.
+//! connection limits, hot reload, membership updates and graceful shutdown.
+//!
+//! # Membership and reload
+//!
+//! Two writers set a pool's instances: the config ([`ProxyServer::reload`]) and the
+//! controller ([`ProxyServer::set_pool_instances`]). The server keeps the config it runs
+//! (the last one loaded, with the controller's lists applied) and, per pool, the list the
+//! controller set last. The rule:
+//!
+//! - A pool whose provider is `process` or `exec` belongs to the controller: a reload
+//!   changes its settings (balancing, health, limits, scaling...) but keeps the
+//!   instances the controller set (the config lists none for such pools). Until the
+//!   controller sets some, it has none (and holds requests when it may run at zero).
+//! - A `static` pool belongs to the config: `set_pool_instances` may change it, but the
+//!   next reload puts the config's `[[pool.instance]]` list back and forgets the
+//!   controller's.
+//! - A pool that a reload removes, or turns from process/exec into static, forgets the
+//!   controller's list.
+//!
+//! Either way, an address that leaves a pool loses its stats, breaker, outlier state
+//! and idle connections at once, so one that comes back (say a new process on a reused
+//! port) starts fresh; an address that stays keeps all of it, drain mark included.
 
 use crate::access_log::AccessLog;
 use crate::error::ProxyError;
 use crate::proxy::ListenerState;
-use crate::snapshot::{Snapshot, StatsRegistry};
+use crate::snapshot::{build_pool, Pool, Snapshot, StatsRegistry};
 use crate::stats_glue::Clock;
 use crate::upstream::ConnRegistry;
 use crate::{conn, tls};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use ballast_core::balance::BackendStats;
-use ballast_core::config::{BalancerConfig, Config};
+use ballast_core::config::{BalancerConfig, Config, InstanceConfig, ProviderConfig};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -33,6 +55,35 @@ pub struct ProxyServer {
     retired: Mutex<Vec<JoinHandle<()>>>,
     /// Runtimes that accept: one per worker in the sharded mode, else the caller's.
     runtimes: Vec<Handle>,
+    /// The config in force (controller lists applied) and the controller's lists.
+    applied: Mutex<Applied>,
+}
+
+/// What the server runs: see the module docs for how the two writers combine.
+#[derive(Debug, Default)]
+struct Applied {
+    /// The last config loaded, with `managed` applied to its process/exec pools.
+    config: Config,
+    /// The instance lists set by `set_pool_instances`, by pool name.
+    managed: HashMap<String, Vec<InstanceConfig>>,
+}
+
+impl Applied {
+    /// `config` with the controller's lists applied, and the lists that survive it.
+    fn merge(&self, config: &Config) -> (Config, HashMap<String, Vec<InstanceConfig>>) {
+        let mut merged = config.clone();
+        let mut managed = HashMap::new();
+        for p in &mut merged.pools {
+            if p.provider == ProviderConfig::Static {
+                continue;
+            }
+            if let Some(list) = self.managed.get(&p.name) {
+                p.instances = list.clone();
+                managed.insert(p.name.clone(), list.clone());
+            }
+        }
+        (merged, managed)
+    }
 }
 
 /// `ProxyServer` is shared between the serving code and signal handlers.
@@ -98,6 +149,7 @@ impl ProxyServer {
             listeners: Mutex::new(Vec::new()),
             retired: Mutex::new(Vec::new()),
             runtimes,
+            applied: Mutex::new(Applied { config: config.clone(), managed: HashMap::new() }),
         };
         let prepared = config
             .balancers
@@ -142,13 +194,100 @@ impl ProxyServer {
         self.clock
     }
 
+    /// The config in force: the last one loaded, with the instance lists of
+    /// [`set_pool_instances`](Self::set_pool_instances) applied to its process/exec pools.
+    pub fn running_config(&self) -> Config {
+        self.applied.lock().unwrap_or_else(PoisonError::into_inner).config.clone()
+    }
+
+    /// Replaces the instances of `pool` in every listener that routes to it, without
+    /// rebuilding anything else: only this pool's balancer and guard are built, and the
+    /// listeners' snapshots are swapped (in-flight requests finish on the old one).
+    ///
+    /// Addresses that stay keep their [`BackendStats`] (counters, EWMA, histogram, drain
+    /// mark), breaker and outlier state; new ones (including ones that were removed
+    /// earlier and come back) start fresh, ready now (slow start ramps from here); removed
+    /// ones are forgotten with their idle connections. The pool's health checker and
+    /// latency prober follow the new list. Requests held while the pool was at zero are
+    /// woken and go through the normal pick. The list may be empty (the pool goes to zero).
+    ///
+    /// How this interacts with [`reload`](Self::reload) is in the module docs: for
+    /// process/exec pools the list survives reloads, for static pools the next reload
+    /// restores the config's list.
+    ///
+    /// Errors, changing nothing: [`ProxyError::Membership`] naming `pool` when the running
+    /// config has no such pool, or `instance[i].address` / `instance[i].weight` for an
+    /// address that is not `host:port` or repeats an earlier one, or a weight outside
+    /// 1–10,000.
+    pub fn set_pool_instances(&self, pool: &str, instances: &[InstanceConfig]) -> Result<(), ProxyError> {
+        let listeners = self.listeners.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut applied = self.applied.lock().unwrap_or_else(PoisonError::into_inner);
+        let fail = |field: String, reason: String| ProxyError::Membership { pool: pool.to_string(), field, reason };
+        let Some(idx) = applied.config.pools.iter().position(|p| p.name == pool) else {
+            return Err(fail("pool".into(), "no such pool in the running config".into()));
+        };
+        check_instances(instances).map_err(|(field, reason)| fail(field, reason))?;
+        let mut pc = applied.config.pools[idx].clone();
+        pc.instances = instances.to_vec();
+        let built: Arc<Pool> =
+            Arc::new(build_pool(&pc, &self.registry, &self.conns, self.clock.now()).map_err(|(f, r)| fail(f, r))?);
+        for l in listeners.iter() {
+            if let Some(next) = l.state.snapshot.load().with_pool(&built) {
+                l.state.snapshot.store(Arc::new(next));
+            }
+        }
+        applied.config.pools[idx] = pc;
+        applied.managed.insert(pool.to_string(), instances.to_vec());
+        self.forget_and_sync(&applied.config);
+        Ok(())
+    }
+
+    /// Requests held now for `pool` while it has no instance (0 when it holds none, or
+    /// does not hold: unknown, routed by no listener, or its scaling never goes to zero).
+    pub fn pending_requests(&self, pool: &str) -> u32 {
+        self.registry.holds().get(pool).map_or(0, |h| h.held())
+    }
+
+    /// The number of requests held for `pool`, as a watch channel, so a controller can
+    /// wake the moment a pool at zero gets a request. The contract:
+    ///
+    /// - `None` when the pool does not hold: unknown, routed by no listener, or its
+    ///   `[pool.scaling]` has neither `min = 0` nor a `scale_to_zero` section.
+    /// - The receiver starts with the current count marked seen: read it with
+    ///   `borrow_and_update()` right away (requests may already be waiting), then await
+    ///   `changed()`, which resolves on every later change (increments and decrements;
+    ///   changes in quick succession coalesce into one wake, the value is always the
+    ///   latest). A value above 0 means requests wait for an instance: the pool should
+    ///   get one now. The count is exact: it equals [`pending_requests`](Self::pending_requests).
+    /// - `changed()` returning `Err` means the pool stopped holding (a reload removed it
+    ///   or its scaling no longer allows zero); call `demand` again after the next reload.
+    pub fn demand(&self, pool: &str) -> Option<watch::Receiver<u32>> {
+        self.registry.holds().get(pool).map(|h| h.subscribe())
+    }
+
+    /// After a membership change or reload: forget what `config` no longer has (stats,
+    /// guards, holds, idle connections), wake held requests, and sync the pools' tasks.
+    fn forget_and_sync(&self, config: &Config) {
+        self.registry.retain_config(config);
+        self.registry.sync_tasks(config, self.clock);
+        let keep: HashSet<&str> =
+            config.pools.iter().flat_map(|p| p.instances.iter().map(|i| i.address.as_str())).collect();
+        self.conns.retain(&|addr| keep.contains(addr));
+    }
+
     /// Applies a new (validated) config without dropping a connection: every listener
     /// that keeps its name and address swaps in new routes, pools, timeouts, limits and
     /// certificates (new connections use the new limits); new balancers start listening;
     /// removed ones stop accepting and drain. All-or-nothing: when any listener cannot
     /// be built or bound, nothing changes and the error is returned.
+    ///
+    /// Pools whose provider is `process` or `exec` keep the instances set by
+    /// [`set_pool_instances`](Self::set_pool_instances) (see the module docs).
     pub fn reload(&self, config: &Config) -> Result<ReloadSummary, ProxyError> {
         let mut listeners = self.listeners.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut applied = self.applied.lock().unwrap_or_else(PoisonError::into_inner);
+        let (merged, managed) = applied.merge(config);
+        let config = &merged;
         enum Plan {
             Update(usize, Snapshot, Option<rustls::ServerConfig>, usize),
             Start(Prepared),
@@ -201,9 +340,10 @@ impl ProxyServer {
             }
         }
         listeners.extend(started);
-        self.registry.retain_config(config);
-        self.registry.sync_tasks(config, self.clock);
-        self.conns.retain(&|addr| config.pools.iter().any(|p| p.instances.iter().any(|i| i.address == addr)));
+        drop(retired);
+        self.forget_and_sync(config);
+        applied.managed = managed;
+        applied.config = merged;
         Ok(summary)
     }
 
@@ -277,6 +417,21 @@ impl ProxyServer {
             tasks,
         }
     }
+}
+
+/// The checks `ballast_core::config::validate` makes on a config's instance list, for a
+/// list that comes from the controller: `(field, reason)` of the first problem.
+fn check_instances(instances: &[InstanceConfig]) -> Result<(), (String, String)> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, inst) in instances.iter().enumerate() {
+        if let Some(j) = seen.insert(inst.address.as_str(), i) {
+            return Err((format!("instance[{i}].address"), format!("{:?} is already instance[{j}]", inst.address)));
+        }
+        if !(1..=10_000).contains(&inst.weight) {
+            return Err((format!("instance[{i}].weight"), format!("{} is not allowed; use 1 to 10000", inst.weight)));
+        }
+    }
+    Ok(())
 }
 
 fn unspecified() -> SocketAddr {

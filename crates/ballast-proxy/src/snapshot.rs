@@ -4,8 +4,12 @@
 //! Live per-backend stats are not part of the snapshot: they live in the
 //! [`StatsRegistry`], keyed by (pool, instance address), so a reload that keeps an
 //! instance keeps its in-flight count and latency estimate.
+//!
+//! Routes, pools and client settings are behind `Arc`s so that a membership update of
+//! one pool ([`Snapshot::with_pool`]) builds only that pool and shares the rest.
 
 use crate::error::ProxyError;
+use crate::hold::{Hold, HoldRegistry};
 use crate::resilience_glue::{GuardRegistry, PoolGuard, TaskSupervisor};
 use crate::stats_glue::Clock;
 use ballast_core::resilience::EventLog;
@@ -23,13 +27,15 @@ use std::time::Duration;
 /// Live stats of every backend of every pool, shared by all listeners and kept across
 /// reloads. Only snapshot builds touch the map (never the request path).
 ///
-/// It also holds the resilience state kept across reloads ([`GuardRegistry`]) and the
-/// pools' background tasks (health checks, latency probes: [`TaskSupervisor`]).
+/// It also holds the resilience state kept across reloads ([`GuardRegistry`]), the
+/// pools' background tasks (health checks, latency probes: [`TaskSupervisor`]) and the
+/// scale-from-zero hold queues ([`HoldRegistry`]).
 #[derive(Debug, Default)]
 pub struct StatsRegistry {
     map: Mutex<HashMap<(String, String), Arc<BackendStats>>>,
     guards: Arc<GuardRegistry>,
     tasks: TaskSupervisor,
+    holds: HoldRegistry,
 }
 
 impl StatsRegistry {
@@ -64,9 +70,17 @@ impl StatsRegistry {
         self.tasks.sync(config, clock, &self.guards, |pool, id| self.get_or_create(pool, id, now));
     }
 
-    /// Forgets backends that no pool of `config` has any more.
+    /// The scale-from-zero hold state of every pool that may run at zero.
+    pub fn holds(&self) -> &HoldRegistry {
+        &self.holds
+    }
+
+    /// Forgets backends that no pool of `config` has any more (an address that comes
+    /// back later starts with fresh stats, breaker and outlier state), forgets hold
+    /// queues of pools that no longer hold, and wakes held requests to look again.
     pub fn retain_config(&self, config: &Config) {
         self.guards.retain_config(config);
+        self.holds.retain_config(config);
         let keep: HashSet<(&str, &str)> = config
             .pools
             .iter()
@@ -105,6 +119,9 @@ pub struct Pool {
     pub guard: PoolGuard,
     /// Whether picks prefer the client's zone (`zone_aware`).
     pub zone_aware: bool,
+    /// Scale from zero: set when the pool may run at zero instances, so that requests
+    /// wait for one instead of getting 503 ([`crate::hold`]).
+    pub hold: Option<Hold>,
 }
 
 impl Pool {
@@ -147,13 +164,13 @@ pub struct Snapshot {
     /// Listener (balancer) name.
     pub name: String,
     /// Routes in match order.
-    pub routes: Vec<Route>,
+    pub routes: Arc<[Route]>,
     /// Pools that the routes split over (indexes in [`Split`]).
-    pub pools: Vec<Pool>,
+    pub pools: Vec<Arc<Pool>>,
     /// Timeouts and limits.
     pub settings: Settings,
     /// Client address and zone resolution, and the listener's rate limit.
-    pub client: ClientSettings,
+    pub client: Arc<ClientSettings>,
 }
 
 /// How a listener finds out who the client is, and limits it.
@@ -200,7 +217,8 @@ impl Snapshot {
                 .iter()
                 .find(|p| p.name == name)
                 .ok_or_else(|| err(field, format!("unknown pool {name:?}")))?;
-            pools.push(build_pool(pc, registry, conns, now).map_err(|(f, r)| err(format!("pool {:?}.{f}", pc.name), r))?);
+            let pool = build_pool(pc, registry, conns, now).map_err(|(f, r)| err(format!("pool {:?}.{f}", pc.name), r))?;
+            pools.push(Arc::new(pool));
             pool_index.insert(pc.name.as_str(), pools.len() - 1);
             Ok(pools.len() - 1)
         };
@@ -272,11 +290,29 @@ impl Snapshot {
             access_log: balancer.access_log,
             https: !balancer.tls.is_empty(),
         };
-        Ok(Snapshot { name: balancer.name.clone(), routes, pools, settings, client })
+        Ok(Snapshot { name: balancer.name.clone(), routes: routes.into(), pools, settings, client: Arc::new(client) })
+    }
+
+    /// This snapshot with its pool of the same name replaced by `pool` (routes, other
+    /// pools and settings shared), or None when this listener does not route to it.
+    pub fn with_pool(&self, pool: &Arc<Pool>) -> Option<Snapshot> {
+        let i = self.pools.iter().position(|p| p.name == pool.name)?;
+        let mut pools = self.pools.clone();
+        pools[i] = Arc::clone(pool);
+        Some(Snapshot {
+            name: self.name.clone(),
+            routes: Arc::clone(&self.routes),
+            pools,
+            settings: self.settings.clone(),
+            client: Arc::clone(&self.client),
+        })
     }
 }
 
-fn build_pool(
+/// Builds the request-path view of pool `pc`, taking live stats, guards, connection pools
+/// and hold state from the registries. Errors name the failing field relative to the pool
+/// (`instance[1].address`) with the reason.
+pub(crate) fn build_pool(
     pc: &ballast_core::config::PoolConfig,
     registry: &StatsRegistry,
     conns: &ConnRegistry,
@@ -314,6 +350,7 @@ fn build_pool(
         balancer: Balancer::new(pc.balance, backends, stats, options),
         guard: registry.guards.pool_guard(pc),
         zone_aware: pc.zone_aware,
+        hold: registry.holds.for_pool(pc),
         authorities,
         conns: pools,
         hash_on: pc.hash_on.clone(),
@@ -368,6 +405,28 @@ address = "localhost:9002"
         assert!(Arc::ptr_eq(pool.balancer.stats(0), again.pools[0].balancer.stats(0)));
         assert_eq!(snap.settings.upstream_response, Duration::from_secs(60), "default");
         assert!(!snap.settings.https);
+    }
+
+    #[test]
+    fn with_pool_replaces_one_pool_and_shares_the_rest() {
+        let two = format!("{BASE}[[balancer.route]]\npath_prefix = \"/b\"\nsplit = [{{ pool = \"b\" }}]\n\
+             [[pool]]\nname = \"b\"\n[[pool.instance]]\naddress = \"127.0.0.1:9003\"\n");
+        let cfg = parse(&two);
+        let registry = StatsRegistry::default();
+        let snap = build(&cfg, &registry).expect("builds");
+        let mut pc = cfg.pools[0].clone();
+        pc.instances.truncate(1);
+        let conns = ConnRegistry::new(1);
+        let app = Arc::new(build_pool(&pc, &registry, &conns, Duration::from_secs(2)).expect("pool builds"));
+        let next = snap.with_pool(&app).expect("the listener routes to app");
+        assert_eq!(next.pools[0].authorities.len(), 1);
+        assert!(Arc::ptr_eq(&next.pools[0], &app));
+        assert!(Arc::ptr_eq(&next.pools[1], &snap.pools[1]), "the other pool is not rebuilt");
+        assert!(Arc::ptr_eq(&next.routes, &snap.routes) && Arc::ptr_eq(&next.client, &snap.client));
+        assert!(Arc::ptr_eq(next.pools[0].balancer.stats(0), snap.pools[0].balancer.stats(0)), "stats kept");
+        pc.name = "elsewhere".into();
+        let foreign = Arc::new(build_pool(&pc, &registry, &conns, Duration::ZERO).expect("builds"));
+        assert!(snap.with_pool(&foreign).is_none(), "a pool this listener does not route to");
     }
 
     #[test]

@@ -243,23 +243,73 @@ pub enum LimitSelect {
     Min,
 }
 
-/// Scale-to-zero settings: `scale_to_zero = { idle_after = "15m" }`.
+/// Scale-to-zero settings: `scale_to_zero = { idle_after = "15m", hold_queue = 1000,
+/// hold_timeout = "30s" }`.
 ///
 /// With it on, `min` holds only while the pool is awake: after `idle_after` with no
 /// request, in-flight request or queued item (and rps samples showing so) the pool goes
 /// to 0, and any demand (including requests the proxy holds) wakes it to at least 1.
 /// Going to zero and waking skip cooldowns, stabilisation and rate limits: the idle
 /// period is their damping, and a held request must not wait out a cooldown.
+///
+/// While the pool has no instance the proxy holds its requests (bodies unread) in a
+/// queue of at most `hold_queue` per pool, each for at most `hold_timeout`: a full queue
+/// answers 503 at once, a request that waited out the timeout gets 503; both carry
+/// `Retry-After`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScaleToZero {
     /// With no request, in-flight request or queued item for this long, go to 0; default 15m.
     #[serde(default = "default_idle")]
     pub idle_after: ConfigDuration,
+    /// Requests held at most per pool while it has no instance; 1 to
+    /// [`MAX_HOLD_QUEUE`], default 1000.
+    #[serde(default = "default_hold_queue")]
+    pub hold_queue: u32,
+    /// How long a held request waits for an instance before 503; above 0, at most
+    /// [`MAX_HOLD_TIMEOUT`], default 30s.
+    #[serde(default = "default_hold_timeout")]
+    pub hold_timeout: ConfigDuration,
 }
+
+impl Default for ScaleToZero {
+    fn default() -> Self {
+        ScaleToZero { idle_after: default_idle(), hold_queue: default_hold_queue(), hold_timeout: default_hold_timeout() }
+    }
+}
+
+/// Largest `scale_to_zero.hold_queue`: each held request keeps a client connection open.
+pub const MAX_HOLD_QUEUE: u32 = 100_000;
+/// Longest `scale_to_zero.hold_timeout`: clients and intermediaries give up before that.
+pub const MAX_HOLD_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default `scale_to_zero.hold_queue`.
+pub const DEFAULT_HOLD_QUEUE: u32 = 1000;
+/// Default `scale_to_zero.hold_timeout`.
+pub const DEFAULT_HOLD_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn default_idle() -> ConfigDuration {
     ConfigDuration::from_secs(15 * 60)
+}
+fn default_hold_queue() -> u32 {
+    DEFAULT_HOLD_QUEUE
+}
+fn default_hold_timeout() -> ConfigDuration {
+    ConfigDuration(DEFAULT_HOLD_TIMEOUT)
+}
+
+impl ScalingConfig {
+    /// Whether the pool may run with zero instances (`min = 0` or a `scale_to_zero`
+    /// section), so that the proxy should hold its requests while it has none.
+    pub fn may_be_at_zero(&self) -> bool {
+        self.min == 0 || self.scale_to_zero.is_some()
+    }
+
+    /// The hold queue bound and timeout: the `scale_to_zero` section's, else the defaults.
+    pub fn hold_limits(&self) -> (u32, Duration) {
+        self.scale_to_zero
+            .as_ref()
+            .map_or((DEFAULT_HOLD_QUEUE, DEFAULT_HOLD_TIMEOUT), |z| (z.hold_queue, z.hold_timeout.0))
+    }
 }
 
 /// The effective settings of a config after its template is applied.

@@ -63,8 +63,9 @@ mod tests_props;
 mod tests_units;
 
 pub use config::{
-    LimitSelect, PolicyConfig, RateLimit, ScaleToZero, ScalingConfig, DEFAULT_SCALE_DOWN_COOLDOWN,
-    DEFAULT_SCALE_DOWN_STABILIZATION, DEFAULT_SCALE_UP_COOLDOWN,
+    LimitSelect, PolicyConfig, RateLimit, ScaleToZero, ScalingConfig, DEFAULT_HOLD_QUEUE, DEFAULT_HOLD_TIMEOUT,
+    DEFAULT_SCALE_DOWN_COOLDOWN, DEFAULT_SCALE_DOWN_STABILIZATION, DEFAULT_SCALE_UP_COOLDOWN, MAX_HOLD_QUEUE,
+    MAX_HOLD_TIMEOUT,
 };
 pub use cost::{BudgetPeriod, CostConfig};
 pub use decision::{Alert, AlertLevel, Decision, Direction, Recommendation};

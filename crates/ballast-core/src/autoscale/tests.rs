@@ -135,7 +135,7 @@ fn cpu70() -> ScalingConfig {
 #[test]
 fn calculator_cases() {
     let stz = |c: &mut ScalingConfig| {
-        c.scale_to_zero = Some(ScaleToZero { idle_after: crate::config::ConfigDuration::from_secs(600) })
+        c.scale_to_zero = Some(ScaleToZero { idle_after: crate::config::ConfigDuration::from_secs(600), ..ScaleToZero::default() })
     };
     let mut zero_cfg = cpu70();
     stz(&mut zero_cfg);

@@ -287,3 +287,50 @@ fn configs_decisions_and_memory_round_trip_through_json() {
     let back: Decision = serde_json::from_str(&serde_json::to_string(&d).expect("serialise")).expect("parse");
     assert_eq!(back, d);
 }
+
+#[test]
+fn scale_to_zero_hold_knobs() {
+    let p = one("[[pool]]\n[pool.scaling]\ntemplate = \"web-balanced\"\nscale_to_zero = {}");
+    let z = p.scaling.scale_to_zero.clone().expect("section given");
+    assert_eq!((z.hold_queue, z.hold_timeout.0), (DEFAULT_HOLD_QUEUE, DEFAULT_HOLD_TIMEOUT), "defaults");
+    assert!(p.scaling.may_be_at_zero());
+    assert_eq!(p.scaling.hold_limits(), (1000, std::time::Duration::from_secs(30)));
+    let set = one("[[pool]]\n[pool.scaling]\nmin = 0\nscale_to_zero = { hold_queue = 5, hold_timeout = \"2m\" }");
+    assert_eq!(set.scaling.hold_limits(), (5, std::time::Duration::from_secs(120)));
+    let plain = one("[[pool]]\n[pool.scaling]\nmin = 1\ntemplate = \"web-balanced\"");
+    assert!(!plain.scaling.may_be_at_zero(), "min 1 without scale_to_zero never holds");
+    let min0 = one("[[pool]]\n[pool.scaling]\nmin = 0\ntemplate = \"web-balanced\"");
+    assert!(min0.scaling.may_be_at_zero());
+    assert_eq!(min0.scaling.hold_limits(), (DEFAULT_HOLD_QUEUE, DEFAULT_HOLD_TIMEOUT), "min 0 holds with the defaults");
+
+    let p = "pool \"api\".scaling";
+    let meaning: &[(&str, &str, &str)] = &[
+        ("hold_queue = 0", "scale_to_zero.hold_queue", "0 is not allowed; use 1 to 100000 held requests"),
+        ("hold_queue = 100001", "scale_to_zero.hold_queue", "100001 is not allowed; use 1 to 100000"),
+        ("hold_timeout = \"0s\"", "scale_to_zero.hold_timeout", "0s is not allowed"),
+        ("hold_timeout = \"11m\"", "scale_to_zero.hold_timeout", "11m is too long; use at most 10m"),
+    ];
+    for (knob, field, message) in meaning {
+        let errors = errors_of(&format!("template = \"web-balanced\"\nscale_to_zero = {{ {knob} }}"));
+        let path = format!("{p}.{field}");
+        let e = errors.iter().find(|e| e.path == path).unwrap_or_else(|| panic!("{knob}: no error at {path}: {errors:?}"));
+        assert!(e.message.contains(message), "{knob}: {:?} lacks {message:?}", e.message);
+        assert_eq!(errors.len(), 1, "{knob}: only the knob is wrong: {errors:?}");
+    }
+    for ok in ["hold_queue = 1", "hold_queue = 100000", "hold_timeout = \"10m\"", "hold_timeout = \"1ms\""] {
+        let errors = errors_of(&format!("template = \"web-balanced\"\nscale_to_zero = {{ {ok} }}"));
+        assert!(errors.is_empty(), "{ok}: {errors:?}");
+    }
+    let shape: &[(&str, &str, &str)] = &[
+        ("hold_queue = -1", "pool[0].scaling.scale_to_zero.hold_queue", "invalid value"),
+        ("hold_queue = \"many\"", "pool[0].scaling.scale_to_zero.hold_queue", "invalid type"),
+        ("hold_queue = 5000000000", "pool[0].scaling.scale_to_zero.hold_queue", "invalid value"),
+        ("hold_timeout = \"soon\"", "pool[0].scaling.scale_to_zero.hold_timeout", ""),
+        ("hold_timout = \"1s\"", "pool[0].scaling.scale_to_zero", "unknown field `hold_timout`"),
+    ];
+    for (knob, path, message) in shape {
+        let err = parse(&format!("[[pool]]\n[pool.scaling]\nscale_to_zero = {{ {knob} }}")).expect_err(knob);
+        assert!(err.0.starts_with(path), "{knob}: path {:?} should start with {path:?}", err.0);
+        assert!(err.1.contains(message), "{knob}: message {:?} lacks {message:?}", err.1);
+    }
+}

@@ -49,7 +49,7 @@ prop_compose! {
             scale_up_cooldown: secs(up_cd),
             scale_down_cooldown: secs(down_cd),
             scale_down_stabilization: secs(stab),
-            scale_to_zero: zero.then(|| ScaleToZero { idle_after: ConfigDuration::from_secs(300) }),
+            scale_to_zero: zero.then(|| ScaleToZero { idle_after: ConfigDuration::from_secs(300), ..ScaleToZero::default() }),
             max_scale_up: limit.map(|(n, p)| RateLimit {
                 instances: Some(n),
                 percent: Some(p),

@@ -446,7 +446,7 @@ fn extreme_times_do_not_panic() {
         active: true,
     }));
     config.template = Some("web-balanced".into());
-    config.scale_to_zero = Some(ScaleToZero { idle_after: crate::config::ConfigDuration::from_secs(60) });
+    config.scale_to_zero = Some(ScaleToZero { idle_after: crate::config::ConfigDuration::from_secs(60), ..ScaleToZero::default() });
     let cost = CostConfig::per_instance_hour(1.0, Some(100.0));
     for now in [DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC] {
         let mut w = MetricWindows::new();

@@ -3,7 +3,7 @@
 //! malformed steps) are already rejected while parsing, with the field named by
 //! `serde_path_to_error`; this checks meaning.
 
-use super::config::{PolicyConfig, RateLimit, ScalingConfig};
+use super::config::{PolicyConfig, RateLimit, ScalingConfig, MAX_HOLD_QUEUE, MAX_HOLD_TIMEOUT};
 use super::cost::CostConfig;
 use super::forecast::PredictivePolicy;
 use super::metrics::MetricKind;
@@ -96,6 +96,19 @@ impl ScalingConfig {
         }
         if let Some(z) = &self.scale_to_zero {
             c.nonzero_duration("scale_to_zero.idle_after", z.idle_after);
+            if !(1..=MAX_HOLD_QUEUE).contains(&z.hold_queue) {
+                c.fail(
+                    "scale_to_zero.hold_queue",
+                    format!("{} is not allowed; use 1 to {MAX_HOLD_QUEUE} held requests (default 1000)", z.hold_queue),
+                );
+            }
+            c.nonzero_duration("scale_to_zero.hold_timeout", z.hold_timeout);
+            if z.hold_timeout.0 > MAX_HOLD_TIMEOUT {
+                c.fail(
+                    "scale_to_zero.hold_timeout",
+                    format!("{} is too long; use at most 10m (default 30s): clients give up before that", z.hold_timeout),
+                );
+            }
         }
         super::prometheus::validate(self.prometheus.as_ref(), &self.policies, path, c.errors);
         for (i, p) in self.policies.iter().enumerate() {

@@ -43,6 +43,7 @@ mod adaptive;
 mod balancer;
 mod estimate;
 mod hash;
+mod histogram;
 mod least;
 mod stats;
 mod view;
@@ -69,6 +70,9 @@ pub use estimate::{
     FAILURE_LATENCY_CAP, RIF_LEVELS,
 };
 pub use hash::VNODES;
+pub use histogram::{
+    histogram_bucket_bounds, HistogramSnapshot, LatencyHistogram, HISTOGRAM_BUCKETS, HISTOGRAM_RELATIVE_ERROR,
+};
 pub use stats::{
     BackendStats, MIN_SLOW_START_FACTOR, PEAK_EWMA_DECAY, PEAK_EWMA_DEFAULT_RTT,
     PEAK_EWMA_FAILURE_PENALTY,

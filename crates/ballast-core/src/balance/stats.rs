@@ -2,6 +2,7 @@
 //! the balancer on every pick. They outlive balancer rebuilds (the proxy keeps them by id).
 
 use super::estimate::RifLatency;
+use super::histogram::LatencyHistogram;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -27,6 +28,9 @@ pub struct BackendStats {
     pub ewma_at_ns: AtomicU64,
     /// Latency by RIF level and probe bookkeeping, for the adaptive algorithm.
     pub(super) rif_latency: RifLatency,
+    /// Every finished request's latency (successes and failures alike), for p50/p95/p99
+    /// over a sampling interval: snapshot it and take deltas.
+    pub latency: LatencyHistogram,
 }
 
 impl Default for BackendStats {
@@ -41,6 +45,7 @@ impl Default for BackendStats {
             ewma_ns: AtomicU64::new(0),
             ewma_at_ns: AtomicU64::new(0),
             rif_latency: RifLatency::default(),
+            latency: LatencyHistogram::default(),
         }
     }
 }
@@ -67,8 +72,9 @@ impl BackendStats {
     }
 
     /// Records that a request finished at `now` after `latency`: `in_flight -= 1`
-    /// (saturating at 0), `failures += 1` when `!success`, and feeds the peak-EWMA and the
-    /// adaptive algorithm's estimate for the RIF level the request saw (itself included).
+    /// (saturating at 0), `failures += 1` when `!success`, counts `latency` in the
+    /// [`latency`](Self::latency) histogram, and feeds the peak-EWMA and the adaptive
+    /// algorithm's estimate for the RIF level the request saw (itself included).
     ///
     /// A failure is observed as at least [`PEAK_EWMA_FAILURE_PENALTY`] times the current
     /// estimate ([`PEAK_EWMA_DEFAULT_RTT`] before the first sample): a backend that fails fast would
@@ -81,6 +87,7 @@ impl BackendStats {
             .unwrap_or(0)
             .max(1);
         self.rif_latency.observe(now, rif, latency, success, true);
+        self.latency.record(latency);
         let mut sample = latency.as_nanos() as f64;
         if !success {
             self.failures.fetch_add(1, Ordering::Relaxed);
@@ -225,6 +232,12 @@ mod tests {
         assert_eq!(s.in_flight.load(Ordering::Relaxed), 0);
         assert_eq!(s.requests.load(Ordering::Relaxed), 2);
         assert_eq!(s.failures.load(Ordering::Relaxed), 1);
+        let h = s.latency.snapshot();
+        assert_eq!(h.count(), 3, "every end is in the histogram, failures too");
+        let p50 = h.quantile(0.5).expect("recorded");
+        assert!(p50.abs_diff(MS) <= MS / 64, "{p50:?}");
+        s.on_probe_result(at(2), 50 * MS, true);
+        assert_eq!(s.latency.snapshot().count(), 3, "probes are not traffic");
     }
 
     #[test]
