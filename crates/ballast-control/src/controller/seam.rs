@@ -71,6 +71,9 @@ impl StatsLookup for ProxySeam {
     fn stats(&self, pool: &str, address: &str) -> Option<Arc<BackendStats>> {
         self.server.backend_stats(pool, address)
     }
+    fn pending(&self, pool: &str) -> Option<u32> {
+        Some(self.server.pending_requests(pool))
+    }
 }
 
 impl Demand for ProxySeam {
