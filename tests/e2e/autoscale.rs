@@ -3,8 +3,13 @@
 //! broken provider and recovering once the config is fixed. Real processes, bounded
 //! waits; the figures are printed (`--nocapture`) for the closing note.
 
-use ballast_tests::{ballast_bin, get, pids_in, temp_file, wait_gone, Load, Stream, Watched};
+use ballast_tests::{ballast_bin, get, pids_in, temp_file, wait_gone, Load, Stream, TempDir, Watched};
 use std::time::{Duration, Instant};
+
+/// Instance logs inside the test's temporary directory.
+fn logs(dir: &TempDir) -> String {
+    dir.0.join("logs").to_str().expect("utf-8 temp dir").to_string()
+}
 
 /// `decision: target A → B: ...` → (A, B).
 fn decision(line: &str) -> Option<(u32, u32)> {
@@ -52,8 +57,9 @@ async fn demo_grows_under_load_and_shrinks_after_it() {
     const TARGET: u64 = 4;
     const LOAD: usize = 16; // 16 in flight / 4 per instance → 4 instances
     let (min, max) = (1u32, 8u32);
+    let dir = TempDir::new();
     let mut demo = Watched::start(&[
-        "demo", "--listen", "127.0.0.1:0", "--interval", "2s", "--scale-down-stabilization", "6s", "--min", "1", "--max", "8",
+        "demo", "--log-dir", &logs(&dir), "--listen", "127.0.0.1:0", "--interval", "2s", "--scale-down-stabilization", "6s", "--min", "1", "--max", "8",
         "--target", "4", "--latency", "50ms",
     ]);
     let addr = demo.listening().await;
@@ -172,8 +178,8 @@ fn control_events<'a>(lines: &'a [(Instant, String)], kind: &'a str) -> impl Ite
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_replaces_a_killed_instance_without_client_errors() {
-    let (_dir, path) = temp_file("ballast.toml", &serve_config(2, (31_000, 31_099), BACKEND));
-    let mut serve = Watched::start(&["serve", "--config", path.to_str().expect("utf-8"), "--threads", "2"]);
+    let (dir, path) = temp_file("ballast.toml", &serve_config(2, (31_000, 31_099), BACKEND));
+    let mut serve = Watched::start(&["serve", "--config", path.to_str().expect("utf-8"), "--log-dir", &logs(&dir), "--threads", "2"]);
     let addr = serve.listening().await;
     let ready = |l: &str| l.contains("control event") && l.contains("kind=Ready");
     serve.wait_for(Stream::Err, 2, 60, "two ready instances", ready).await;
@@ -210,8 +216,8 @@ async fn serve_replaces_a_killed_instance_without_client_errors() {
 async fn a_failing_provider_shows_error_and_recovers_after_a_fixing_reload() {
     let broken = r#""-c", "echo 'cannot load model weights' >&2; exit 1", "{port}""#;
     let config = |args: &str| serve_config(1, (31_100, 31_199), args).replace(&format!("\"{}\"", ballast_bin().display()), "\"/bin/sh\"");
-    let (_dir, path) = temp_file("ballast.toml", &config(broken));
-    let mut serve = Watched::start(&["serve", "--config", path.to_str().expect("utf-8"), "--threads", "1"]);
+    let (dir, path) = temp_file("ballast.toml", &config(broken));
+    let mut serve = Watched::start(&["serve", "--config", path.to_str().expect("utf-8"), "--log-dir", &logs(&dir), "--threads", "1"]);
     let addr = serve.listening().await;
     let (_, error) = serve.wait_for(Stream::Err, 1, 60, "the pool in error", |l| l.contains("kind=PoolError")).await;
     assert!(error.contains("exit status: 1") || error.contains("exited"), "the cause is logged: {error}");
@@ -263,8 +269,8 @@ async fn sighup_applies_scaling_templates_and_removed_pools_to_running_instances
     let v1 = r#""demo-backend", "--port", "{port}", "--name", "v1-{instance}", "--latency", "5ms""#;
     let v2 = r#""demo-backend", "--port", "{port}", "--name", "v2-{instance}", "--latency", "5ms""#;
     let ports = (31_200, 31_299);
-    let (_dir, path) = temp_file("ballast.toml", &serve_config(2, ports, v1));
-    let mut serve = Watched::start(&["serve", "--config", path.to_str().expect("utf-8"), "--threads", "2"]);
+    let (dir, path) = temp_file("ballast.toml", &serve_config(2, ports, v1));
+    let mut serve = Watched::start(&["serve", "--config", path.to_str().expect("utf-8"), "--log-dir", &logs(&dir), "--threads", "2"]);
     let url = format!("http://{}/", serve.listening().await);
     until_backends(&url, 20, "two v1 backends", |s| s.len() == 2 && s.iter().all(|b| b.starts_with("v1-"))).await;
     let hup = |text: String| {
@@ -311,8 +317,8 @@ async fn the_first_request_to_a_pool_at_zero_is_held_until_an_instance_starts() 
         .replace("min = 1\nmax = 1\n", "min = 0\nmax = 2\n")
         .replace("[[pool.scaling.policy]]", "[pool.scaling.scale_to_zero]\nidle_after = \"10m\"\n[[pool.scaling.policy]]");
     assert!(config.contains("min = 0"), "{config}");
-    let (_dir, path) = temp_file("ballast.toml", &config);
-    let mut serve = Watched::start(&["serve", "--config", path.to_str().expect("utf-8"), "--threads", "2"]);
+    let (dir, path) = temp_file("ballast.toml", &config);
+    let mut serve = Watched::start(&["serve", "--config", path.to_str().expect("utf-8"), "--log-dir", &logs(&dir), "--threads", "2"]);
     let url = format!("http://{}/", serve.listening().await);
     serve.wait_for(Stream::Err, 1, 30, "the controller started", |l| l.contains("autoscaling controller started")).await;
     let created = |l: &str| l.contains("control event") && l.contains("kind=Created");

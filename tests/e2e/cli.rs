@@ -44,9 +44,10 @@ fn check_reports_a_missing_file_plainly() {
 
 #[tokio::test]
 async fn demo_serves_and_cleans_up_its_children_on_ctrl_c() {
+    let logs = ballast_tests::TempDir::new();
     let spec = ProcessSpec {
         program: ballast_bin(),
-        args: ["demo", "--listen", "127.0.0.1:0", "--min", "3"].map(Into::into).to_vec(),
+        args: vec!["demo".into(), "--listen".into(), "127.0.0.1:0".into(), "--min".into(), "3".into(), "--log-dir".into(), logs.0.clone().into()],
         ..Default::default()
     };
     let mut demo = ManagedProcess::spawn(&spec).expect("spawn demo");
