@@ -92,9 +92,9 @@ pub fn not_autoscaled(pool: &PoolConfig) -> Option<String> {
         (Some(_), _) => None,
         (None, ProviderConfig::Static) => Some(String::new()),
         (None, p) => Some(format!(
-            "pool {}: provider {:?} without [pool.scaling]: nothing starts its instances; add [pool.scaling] (min = max for a fixed count)",
+            "pool {}: provider {} without [pool.scaling]: nothing starts its instances; add [pool.scaling] (min = max for a fixed count)",
             pool.name,
-            p.kind()
+            format!("{:?}", p.kind()).to_lowercase()
         )),
     }
 }
@@ -204,6 +204,21 @@ max = 2
         assert_eq!(policy_metrics(&scaling), Some(vec![MetricKind::Concurrency]));
         let templated = ScalingConfig { template: Some("web-balanced".into()), ..scaling };
         assert_eq!(policy_metrics(&templated), None);
+    }
+
+    #[test]
+    fn pools_that_are_not_autoscaled_say_why() {
+        let config = ballast_core::config::parse(CONFIG).expect("config");
+        assert_eq!(not_autoscaled(&config.pools[0]), None, "process + scaling");
+        assert_eq!(
+            not_autoscaled(&config.pools[1]).as_deref(),
+            Some("pool fixed: [pool.scaling] ignored: a static pool has nothing to scale")
+        );
+        let plain = PoolConfig { scaling: None, ..config.pools[1].clone() };
+        assert_eq!(not_autoscaled(&plain).as_deref(), Some(""), "a plain static pool needs no note");
+        let unscaled = PoolConfig { scaling: None, ..config.pools[0].clone() };
+        let note = not_autoscaled(&unscaled).expect("a note");
+        assert!(note.starts_with("pool web: provider process without [pool.scaling]: nothing starts its instances"), "{note}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
