@@ -296,6 +296,8 @@ impl PoolTask {
             ..PoolState::default()
         };
         let d = decide(&state, &self.spec.scaling, self.spec.cost.as_ref(), source, &mut self.memory, wall);
+        // every evaluation at debug level; the ones that change the target are events
+        tracing::debug!(pool = %self.spec.name, desired = d.desired, target = self.target, reason = %d.reason, "evaluation");
         self.last_decision = Some(d.reason.clone());
         if d.should_act() && d.desired != self.target {
             self.last_eval_concurrency = concurrency;
