@@ -183,6 +183,8 @@ async fn serve_replaces_a_killed_instance_without_client_errors() {
     let addr = serve.listening().await;
     let ready = |l: &str| l.contains("control event") && l.contains("kind=Ready");
     serve.wait_for(Stream::Err, 2, 60, "two ready instances", ready).await;
+    // the proxy gets the addresses just after the events: wait until both serve
+    until_backends(&format!("http://{addr}/"), 10, "both instances serving", |s| s.len() == 2).await;
     let load = Load::start(&format!("http://{addr}/"), 4);
     load.wait_for_more(100).await;
 
