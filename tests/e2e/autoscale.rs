@@ -312,3 +312,35 @@ async fn sighup_applies_scaling_templates_and_removed_pools_to_running_instances
     let status = serve.terminate().await;
     assert!(status.success(), "clean exit: {status}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_request_to_a_pool_at_zero_is_held_until_an_instance_starts() {
+    let config = serve_config(1, (31_300, 31_399), BACKEND)
+        .replace("min = 1\nmax = 1\n", "min = 0\nmax = 2\n")
+        .replace("[[pool.scaling.policy]]", "[pool.scaling.scale_to_zero]\nidle_after = \"10m\"\n[[pool.scaling.policy]]");
+    assert!(config.contains("min = 0"), "{config}");
+    let (dir, path) = temp_file("ballast.toml", &config);
+    let mut serve = Watched::start(&["serve", "--config", path.to_str().expect("utf-8"), "--log-dir", &logs(&dir), "--threads", "2"]);
+    let url = format!("http://{}/", serve.listening().await);
+    serve.wait_for(Stream::Err, 1, 30, "the controller started", |l| l.contains("autoscaling controller started")).await;
+    let created = |l: &str| l.contains("control event") && l.contains("kind=Created");
+    assert!(!serve.lines(Stream::Err).iter().any(|(_, l)| created(l)), "min 0: nothing starts before a request");
+
+    let sent = Instant::now();
+    let r = get(&url).await.expect("the held request is served");
+    let latency = sent.elapsed();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (_, ready) = serve.wait_for(Stream::Err, 1, 10, "the instance ready", |l| l.contains("kind=Ready")).await;
+    let startup = ready.split("ready after ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or("?").to_string();
+    println!("scale from zero: first request answered 200 after {latency:.1?}; the instance's start-up (controller probe) {startup}");
+    // the bound: about the start-up time, far below the 30 s hold timeout
+    assert!(latency < Duration::from_secs(10), "first request took {latency:?}");
+    for _ in 0..5 {
+        assert_eq!(get(&url).await.expect("served").status, 200);
+    }
+    let pids = pids_in(control_events(&serve.lines(Stream::Err), "Created"));
+    assert_eq!(pids.len(), 1, "one instance woke: {pids:?}");
+    let status = serve.terminate().await;
+    assert!(status.success(), "clean exit: {status}");
+    wait_gone(&pids, 10).await;
+}

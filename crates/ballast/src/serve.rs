@@ -75,7 +75,7 @@ pub fn run(config: &Config, threads: Option<usize>, reload_from: Option<PathBuf>
 /// Starts the autoscaling controller for `config`'s pools behind `server` (inside a
 /// tokio runtime), logging a warning for each pool that is not autoscaled.
 pub fn start_fleet(server: &Arc<ProxyServer>, config: &Config, wiring: Wiring) -> Fleet {
-    let seam = Arc::new(ProxySeam::new(server.clone(), config.clone()));
+    let seam = Arc::new(ProxySeam::new(server.clone()));
     let log_dir = wiring.log_dir.clone();
     let (fleet, notes) = Fleet::start(config, seam, wiring);
     for note in notes {

@@ -24,10 +24,10 @@
 //!
 //! # The proxy seam
 //! The controller never touches routing directly: [`Membership::set`] receives the full
-//! address list of a pool. [`seam::ProxySeam`] implements it by rebuilding the proxy's
-//! `Config` with those addresses as the pool's static instances and calling
-//! `ProxyServer::reload`, which swaps the routing snapshot and keeps live stats by
-//! `(pool, address)`.
+//! address list of a pool. [`seam::ProxySeam`] implements it with
+//! `ProxyServer::set_pool_instances`, which rebuilds that one pool and keeps live stats
+//! by `(pool, address)`; it also implements [`Demand`] from the requests the proxy holds
+//! for a pool at zero (`pending_requests`, `demand`).
 //!
 //! # In the binary
 //! [`Fleet`] runs every autoscaled pool of a config (`ballast serve`, `ballast demo`):

@@ -1,38 +1,40 @@
-//! The seam between the controller and the data plane: [`ProxySeam`] turns a pool's new
-//! address list into a proxy reload, and lends the proxy's live stats to the feed and
-//! to draining.
+//! The seam between the controller and the data plane: [`ProxySeam`] hands a pool's new
+//! address list to the proxy, lends the proxy's live stats to the feed and to draining,
+//! and tells the pool task about requests the proxy holds while the pool is at zero.
 //!
-//! Membership changes rebuild the whole `Config` the proxy was started with, the pool's
-//! `[[pool.instance]]` list replaced by the controller's ready and draining addresses,
-//! and call `ProxyServer::reload`. The proxy keeps `BackendStats` by `(pool, address)`,
-//! so counters, EWMA and the drain mark survive the swap. In the copy given to the
-//! proxy every provider reads `static` (the proxy only balances; validation refuses
-//! instances next to another provider kind).
-//!
-//! A config reload goes through [`ProxySeam::reload`], which keeps the controller's
-//! current addresses for every pool that still has a process or exec provider.
+//! Membership changes go through `ProxyServer::set_pool_instances`, which rebuilds only
+//! that pool: addresses that stay keep their `BackendStats` (counters, EWMA, drain mark),
+//! new ones start fresh. The proxy keeps the lists of process and exec pools across
+//! config reloads ([`ProxySeam::reload`] passes the file's config as is), and a static
+//! pool's instances belong to the file, so the seam refuses to set them.
 
-use super::Membership;
+use super::{Demand, Membership};
 use crate::metrics::proxy::StatsLookup;
 use ballast_core::balance::BackendStats;
 use ballast_core::config::{Config, InstanceConfig, ProviderConfig};
 use ballast_proxy::ProxyServer;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// A running proxy seen by the controller.
 pub struct ProxySeam {
     server: Arc<ProxyServer>,
-    config: Mutex<Config>,
-    /// Set once the proxy shut down: a reload then would start its listeners again.
+    /// Set once the proxy shut down: the pool tasks are stopping their instances.
     closed: AtomicBool,
 }
 
 impl ProxySeam {
-    /// The seam over `server`, which was started with `config`.
-    pub fn new(server: Arc<ProxyServer>, config: Config) -> Self {
-        ProxySeam { server, config: Mutex::new(config), closed: AtomicBool::new(false) }
+    /// The seam over `server`.
+    pub fn new(server: Arc<ProxyServer>) -> Self {
+        ProxySeam { server, closed: AtomicBool::new(false) }
+    }
+
+    /// The proxy's stats clock, for [`super::ProxyFeed`].
+    pub fn clock(&self) -> Arc<dyn Fn() -> Duration + Send + Sync> {
+        let clock = self.server.clock();
+        Arc::new(move || clock.now())
     }
 
     /// From now on membership changes no longer reach the proxy (it shut down, and the
@@ -41,58 +43,44 @@ impl ProxySeam {
         self.closed.store(true, Ordering::SeqCst);
     }
 
-    /// The proxy's stats clock, for [`super::ProxyFeed`].
-    pub fn clock(&self) -> Arc<dyn Fn() -> Duration + Send + Sync> {
-        let clock = self.server.clock();
-        Arc::new(move || clock.now())
-    }
-}
-
-impl ProxySeam {
-    /// Applies a reloaded (validated) `config` to the proxy: pools with a process or
-    /// exec provider keep the addresses the controller set (none for a new pool),
-    /// static pools take their `[[pool.instance]]` list from `config`. On error nothing
-    /// changed.
+    /// Applies a reloaded (validated) `config` to the proxy: process and exec pools keep
+    /// the addresses the controller set (none for a new pool), static pools take their
+    /// `[[pool.instance]]` list from `config`. On error nothing changed.
     pub fn reload(&self, config: &Config) -> Result<ballast_proxy::ReloadSummary, String> {
-        let mut current = self.config.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut next = config.clone();
-        for p in next.pools.iter_mut().filter(|p| p.provider != ProviderConfig::Static) {
-            let old = current.pools.iter().find(|o| o.name == p.name && o.provider != ProviderConfig::Static);
-            p.instances = old.map(|o| o.instances.clone()).unwrap_or_default();
-        }
-        let summary = self.server.reload(&for_proxy(&next)).map_err(|e| e.to_string())?;
-        *current = next;
-        Ok(summary)
+        self.server.reload(config).map_err(|e| e.to_string())
     }
-}
-
-/// The config as the proxy sees it: every provider `static`.
-fn for_proxy(config: &Config) -> Config {
-    let mut out = config.clone();
-    for p in &mut out.pools {
-        p.provider = ProviderConfig::Static;
-    }
-    out
 }
 
 impl Membership for ProxySeam {
     fn set(&self, pool: &str, addresses: &[String]) -> Result<(), String> {
-        let mut config = self.config.lock().unwrap_or_else(PoisonError::into_inner);
-        let p = config.pools.iter_mut().find(|p| p.name == pool).ok_or_else(|| format!("no pool {pool:?} in the proxy config"))?;
+        let running = self.server.running_config();
+        let p = running.pools.iter().find(|p| p.name == pool).ok_or_else(|| format!("no pool {pool:?} in the proxy config"))?;
         if p.provider == ProviderConfig::Static {
             return Err(format!("pool {pool:?} is static in the running config: its instances come from the file"));
         }
         if self.closed.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let weight = |a: &str| p.instances.iter().find(|i| i.address == a).map_or(1, |i| i.weight);
-        p.instances = addresses.iter().map(|a| InstanceConfig { address: a.clone(), weight: weight(a), zone: None }).collect();
-        self.server.reload(&for_proxy(&config)).map(|_| ()).map_err(|e| format!("proxy reload for pool {pool}: {e}"))
+        let instances: Vec<InstanceConfig> =
+            addresses.iter().map(|a| InstanceConfig { address: a.clone(), weight: 1, zone: None }).collect();
+        self.server.set_pool_instances(pool, &instances).map_err(|e| format!("proxy membership of pool {pool}: {e}"))
     }
 }
 
 impl StatsLookup for ProxySeam {
     fn stats(&self, pool: &str, address: &str) -> Option<Arc<BackendStats>> {
         self.server.backend_stats(pool, address)
+    }
+    fn pending(&self, pool: &str) -> Option<u32> {
+        Some(self.server.pending_requests(pool))
+    }
+}
+
+impl Demand for ProxySeam {
+    fn pending(&self, pool: &str) -> u32 {
+        self.server.pending_requests(pool)
+    }
+    fn watch(&self, pool: &str) -> Option<watch::Receiver<u32>> {
+        self.server.demand(pool)
     }
 }

@@ -69,7 +69,7 @@ async fn a_pool_scales_on_a_real_prometheus_query_and_follows_reloads() {
     // the pool wants 3 instances: the query answers 3 with a target of 1 per instance
     let first = config(&prom.url, "vector(3)", 3);
     let server = Arc::new(ProxyServer::start(&first, AccessLog::off()).expect("proxy"));
-    let seam = Arc::new(ProxySeam::new(server.clone(), first.clone()));
+    let seam = Arc::new(ProxySeam::new(server.clone()));
     let dir = std::env::temp_dir().join(format!("ballast-fleet-{}", std::process::id()));
     let events = EventLog::new(1000);
     let wiring = Wiring { log_dir: dir.clone(), settings: Settings { tick: Duration::from_millis(100), ..Settings::default() }, events: events.clone() };

@@ -88,7 +88,7 @@ async fn real_replicas_scale_heal_drain_and_clean_up() {
     let config = ballast_core::config::parse(CONFIG).expect("config");
     let server = Arc::new(ProxyServer::start(&config, AccessLog::off()).expect("proxy"));
     let front = server.local_addr("front").expect("front");
-    let seam = Arc::new(ProxySeam::new(server.clone(), config));
+    let seam = Arc::new(ProxySeam::new(server.clone()));
     let load = Arc::new(Mutex::new(0.0));
     let events = EventLog::new(1000);
     let settings = Settings { tick: Duration::from_millis(200), ..Settings::default() };
@@ -173,7 +173,7 @@ async fn the_live_feed_reads_proxy_stats_and_process_resources() {
     let config = ballast_core::config::parse(CONFIG).expect("config");
     let server = Arc::new(ProxyServer::start(&config, AccessLog::off()).expect("proxy"));
     let front = server.local_addr("front").expect("front");
-    let seam = Arc::new(ProxySeam::new(server.clone(), config));
+    let seam = Arc::new(ProxySeam::new(server.clone()));
     let provider = ProcessProvider::new("web", replica(&dir, 32_500), LogPolicy::in_dir(dir.join("logs")));
     let i = provider.create().await.expect("create");
     let probe = HttpProbe::new("/", Duration::from_secs(2));

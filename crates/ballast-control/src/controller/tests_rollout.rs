@@ -67,7 +67,7 @@ async fn a_rollout_keeps_serving_and_a_broken_template_rolls_back() {
     let config = ballast_core::config::parse(CONFIG).expect("config");
     let server = Arc::new(ProxyServer::start(&config, AccessLog::off()).expect("proxy"));
     let front = server.local_addr("front").expect("front");
-    let seam = Arc::new(ProxySeam::new(server.clone(), config));
+    let seam = Arc::new(ProxySeam::new(server.clone()));
     let provider = Arc::new(ProcessProvider::new("web", serving(&root.join("v0")), LogPolicy::in_dir(root.join("logs"))));
     provider.add_template(1, serving(&root.join("v1")));
     provider.add_template(2, ProcessConfig { command: "/bin/sh".into(), args: vec!["-c".into(), "exit 1".into(), "{port}".into()], ..serving(&root) });

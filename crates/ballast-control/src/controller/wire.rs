@@ -10,7 +10,7 @@
 //!   only the metrics the pool's policies read (all of them when a template is used);
 //! - `prometheus:<name>` metrics from a poller of `[pool.scaling.prometheus]`
 //!   ([`spawn_prometheus`]) feeding the pool's [`MetricInbox`];
-//! - membership through [`ProxySeam`].
+//! - membership, and requests held while the pool is at zero, through [`ProxySeam`].
 //!
 //! Static pools are balanced only, and a scaling section on one is reported back as a
 //! note rather than started (it has nothing to scale). [`super::fleet::Fleet`] keeps
@@ -117,7 +117,7 @@ pub fn spawn_pool(pool: &PoolConfig, provider: Arc<dyn Provider>, inbox: MetricI
         stats: Some(seam.clone()),
         settings: wiring.settings,
         events: wiring.events.clone(),
-        demand: None,
+        demand: Some(seam.clone()),
     })
 }
 
@@ -225,7 +225,7 @@ max = 2
     async fn a_config_starts_its_autoscaled_pools_behind_the_proxy() {
         let config = ballast_core::config::parse(CONFIG).expect("config");
         let server = Arc::new(ProxyServer::start(&config, AccessLog::off()).expect("proxy"));
-        let seam = Arc::new(ProxySeam::new(server.clone(), config.clone()));
+        let seam = Arc::new(ProxySeam::new(server.clone()));
         let log_dir = std::env::temp_dir().join(format!("ballast-wire-{}", std::process::id()));
         let wiring = Wiring { log_dir: log_dir.clone(), settings: Settings { tick: Duration::from_millis(100), ..Settings::default() }, events: EventLog::new(100) };
         let (handles, notes) = spawn_autoscaled(&config, &seam, &wiring);
