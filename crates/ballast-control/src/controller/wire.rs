@@ -23,7 +23,7 @@ use crate::metrics::prometheus::{spawn_poller, NamedQuery, PromClient};
 use crate::provider::logs::LogPolicy;
 use crate::provider::{ExecProvider, ProcessProvider, Provider};
 use ballast_core::autoscale::{prometheus_metrics, MetricKind, PolicyConfig, ScalingConfig};
-use ballast_core::config::{Config, HealthCheckKind, PoolConfig, ProviderConfig};
+use ballast_core::config::{HealthCheckKind, PoolConfig, ProviderConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,23 +134,6 @@ pub fn spawn_prometheus(scaling: &ScalingConfig, inbox: &MetricInbox) -> Result<
     Ok(Some(spawn_poller(client, queries, source.interval.0, inbox.clone())))
 }
 
-/// Starts a task for every autoscaled pool of `config`. Returns the handles by pool name
-/// and notes about pools that were not started. Prometheus pollers are not started
-/// here (see [`super::fleet::Fleet`], which owns them).
-pub fn spawn_autoscaled(config: &Config, seam: &Arc<ProxySeam>, wiring: &Wiring) -> (Vec<(String, PoolHandle)>, Vec<String>) {
-    let (mut handles, mut notes) = (Vec::new(), Vec::new());
-    for pool in &config.pools {
-        if let Some(note) = not_autoscaled(pool) {
-            notes.extend(Some(note).filter(|n| !n.is_empty()));
-            continue;
-        }
-        let Some(provider) = provider_for(pool, &wiring.log_dir) else { continue };
-        let handle = spawn_pool(pool, provider, MetricInbox::new(INBOX_CAP), seam, wiring);
-        handles.push((pool.name.clone(), handle));
-    }
-    (handles, notes)
-}
-
 /// A fresh inbox for a pool's pushed and polled samples.
 pub fn new_inbox() -> MetricInbox {
     MetricInbox::new(INBOX_CAP)
@@ -228,22 +211,18 @@ max = 2
         let seam = Arc::new(ProxySeam::new(server.clone()));
         let log_dir = std::env::temp_dir().join(format!("ballast-wire-{}", std::process::id()));
         let wiring = Wiring { log_dir: log_dir.clone(), settings: Settings { tick: Duration::from_millis(100), ..Settings::default() }, events: EventLog::new(100) };
-        let (handles, notes) = spawn_autoscaled(&config, &seam, &wiring);
+        let (fleet, notes) = super::super::Fleet::start(&config, seam, wiring);
         assert_eq!(notes, ["pool fixed: [pool.scaling] ignored: a static pool has nothing to scale"]);
-        assert_eq!(handles.len(), 1);
-        let (name, handle) = &handles[0];
-        assert_eq!(name, "web");
+        assert_eq!(fleet.names(), ["web"]);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while handle.view().count(Phase::Ready) < 2 {
-            assert!(Instant::now() < deadline, "two replicas never became ready: {:?}", handle.view());
+        while fleet.view("web").expect("web").count(Phase::Ready) < 2 {
+            assert!(Instant::now() < deadline, "two replicas never became ready: {:?}", fleet.view("web"));
             tokio::time::sleep(Duration::from_millis(50)).await; // poll interval
         }
         let front = server.local_addr("front").expect("front");
         let reply = get(front).await;
         assert!(reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.0 200"), "{reply}");
-        for (_, h) in handles {
-            h.shutdown().await;
-        }
+        fleet.shutdown().await;
         assert!(log_dir.join("web").join("web-1.err.log").exists(), "logs under <log_dir>/<pool>/");
         let _ = std::fs::remove_dir_all(&log_dir);
     }
