@@ -13,8 +13,8 @@
 //! - membership, and requests held while the pool is at zero, through [`ProxySeam`].
 //!
 //! Static pools are balanced only, and a scaling section on one is reported back as a
-//! note rather than started (it has nothing to scale). [`super::fleet::Fleet`] keeps
-//! the tasks in step with config reloads.
+//! note rather than started (it has nothing to scale). [`super::fleet::Fleet`] starts
+//! the tasks and keeps them in step with config reloads.
 
 use super::seam::ProxySeam;
 use super::{EventLog, HttpProbe, PoolHandle, PoolSpec, Probe, ProxyFeed, Settings, TcpProbe};
