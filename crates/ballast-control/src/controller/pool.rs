@@ -447,8 +447,12 @@ impl PoolTask {
     /// On shutdown: out of the proxy, then every instance destroyed.
     async fn stop_all(&mut self) {
         let _ = self.spec.membership.set(&self.spec.name, &[]);
-        for m in std::mem::take(&mut self.members) {
-            let outcome = match self.spec.provider.destroy(&m.life.id).await {
+        let members = std::mem::take(&mut self.members);
+        // all at once: each may take its grace period to exit
+        let provider = &self.spec.provider;
+        let results = futures_util::future::join_all(members.iter().map(|m| provider.destroy(&m.life.id))).await;
+        for (m, result) in members.iter().zip(results) {
+            let outcome = match result {
                 Ok(()) | Err(ProviderError::UnknownInstance(_)) => "stopped".to_string(),
                 Err(e) => format!("stop failed: {e}"),
             };
