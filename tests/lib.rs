@@ -362,6 +362,23 @@ impl Watched {
     }
 }
 
+impl Drop for Watched {
+    /// A test that fails midway still leaves no instance behind: ballast gets SIGTERM
+    /// (it then stops the instances it started) and up to 20 s to exit, before the
+    /// process's own drop kills what is left of its group.
+    fn drop(&mut self) {
+        if self.process.try_exit_status().is_some() {
+            return;
+        }
+        signal(&self.process, nix::sys::signal::Signal::SIGTERM);
+        let pid = i32::try_from(self.process.pid()).unwrap_or(i32::MAX);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !process_gone(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20)); // poll interval
+        }
+    }
+}
+
 /// The pids printed as `(pid N)` in `lines`, in order.
 pub fn pids_in<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<i32> {
     lines
