@@ -100,7 +100,10 @@ async fn demo_grows_under_load_and_shrinks_after_it() {
         tokio::time::sleep(Duration::from_millis(20)).await; // poll interval
     }
     let shrank = quiet.elapsed();
-    assert!(shrank >= Duration::from_secs(STABILIZATION), "shrank after {shrank:?}, inside the stabilisation window");
+    // the bound: back after the stabilisation window (plus two evaluations and
+    // the drains, with slack for a busy machine)
+    let bound = Duration::from_secs(STABILIZATION + 2 * INTERVAL + 15);
+    assert!(shrank <= bound, "shrank back in {shrank:?}, over {bound:?}");
 
     let lines = demo.lines(Stream::Out);
     let decisions: Vec<(u32, u32)> = lines.iter().filter_map(|(_, l)| decision(l)).collect();
