@@ -1,0 +1,113 @@
+//! [`AdminServer`]: the admin listener's accept loop, connection limits and graceful
+//! shutdown (hyper-util serving the axum router, as the proxy's listeners do).
+
+use crate::error::AdminError;
+use crate::routes::router;
+use crate::sources::AdminSources;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+/// A client has this long to send a request's headers (slow clients cannot hold a
+/// connection open forever by trickling bytes).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most bytes of a request head (request line and headers); a longer one is refused
+/// with `431` (hyper's minimum buffer is 8 KiB).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Most connections served at once; further ones wait in the kernel's backlog.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// The running admin listener. Dropping it without [`shutdown`](Self::shutdown) also
+/// stops accepting (the stop channel closes), without waiting for open connections.
+#[derive(Debug)]
+pub struct AdminServer {
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl AdminServer {
+    /// Binds `addr` (port 0 lets the OS choose) and serves `/metrics`, `/healthz` and
+    /// `/api/v1/pools` over `sources`. Must run inside a tokio runtime.
+    ///
+    /// Errors: [`AdminError::Bind`] when the address cannot be bound,
+    /// [`AdminError::Socket`] when the socket cannot be registered with the runtime.
+    pub fn start(addr: SocketAddr, sources: AdminSources) -> Result<AdminServer, AdminError> {
+        let std_listener = std::net::TcpListener::bind(addr).map_err(|source| AdminError::Bind { addr, source })?;
+        let socket = |source| AdminError::Socket { addr, source };
+        std_listener.set_nonblocking(true).map_err(socket)?;
+        let local_addr = std_listener.local_addr().map_err(socket)?;
+        let listener = TcpListener::from_std(std_listener).map_err(socket)?;
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(listener, sources, stop_rx));
+        tracing::info!(%local_addr, "admin listener: /metrics, /healthz, /api/v1/pools");
+        Ok(AdminServer { local_addr, stop, task })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, closes idle connections, lets requests in progress finish for at
+    /// most `grace`, then closes the rest. True when every connection finished in time.
+    pub async fn shutdown(self, grace: Duration) -> bool {
+        let _ = self.stop.send(true);
+        let mut task = self.task;
+        match tokio::time::timeout(grace, &mut task).await {
+            Ok(_) => true,
+            Err(_) => {
+                task.abort();
+                false
+            }
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, sources: AdminSources, mut stop: watch::Receiver<bool>) {
+    let service = TowerToHyperService::new(router(sources));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES);
+    let graceful = GracefulShutdown::new();
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => p,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let Ok(permit) = permit else { break };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!("admin listener: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await; // back-off, not synchronisation
+                continue;
+            }
+        };
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service.clone()).into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("admin connection: {e}");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
