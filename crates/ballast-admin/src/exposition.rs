@@ -79,6 +79,37 @@ pub fn label_value(value: &str) -> Cow<'_, str> {
     Cow::Owned(value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
 }
 
+/// The OpenMetrics text of prometheus-client turned into the Prometheus text format
+/// 0.0.4, for clients that do not ask for OpenMetrics (curl, `promtool check metrics`,
+/// older scrapers). The samples are the same; only the descriptors differ: a counter
+/// family `x` is described as `x_total` (its samples' name), and the `# UNIT` and
+/// `# EOF` lines, which 0.0.4 does not have, are dropped.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let mut counters: Vec<&str> = Vec::new();
+    for line in openmetrics.lines() {
+        if let Some(name) = line.strip_prefix("# TYPE ").and_then(|l| l.strip_suffix(" counter")) {
+            counters.push(name);
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let descriptor = ["# HELP ", "# TYPE "].into_iter().find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match descriptor {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let total = if counters.contains(&name) { "_total" } else { "" };
+                out.push_str(&format!("{prefix}{name}{total} {tail}"));
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +157,20 @@ mod tests {
         assert_eq!(h.count, 0);
         assert_eq!(h.sum_seconds, 0.0);
         assert!(h.cumulative().iter().all(|c| *c == 0));
+    }
+
+    #[test]
+    fn openmetrics_becomes_prometheus_text() {
+        let om = "# HELP c Requests.\n# TYPE c counter\nc_total{a=\"b\"} 3\n\
+                  # HELP h Latency.\n# TYPE h_seconds histogram\n# UNIT h_seconds seconds\n\
+                  h_seconds_count 1\n# HELP g A gauge with a counter word.\n# TYPE g gauge\ng 1\n# EOF\n";
+        let text = to_prometheus_text(om);
+        assert_eq!(
+            text,
+            "# HELP c_total Requests.\n# TYPE c_total counter\nc_total{a=\"b\"} 3\n\
+             # HELP h Latency.\n# TYPE h_seconds histogram\nh_seconds_count 1\n\
+             # HELP g A gauge with a counter word.\n# TYPE g gauge\ng 1\n"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub mod error;
 pub mod exposition;
 pub mod pools;
 pub mod problem;
-mod routes;
+pub mod routes;
 pub mod server;
 pub mod sources;
 

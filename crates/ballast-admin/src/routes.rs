@@ -8,7 +8,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
-use http::{header, HeaderValue, Method, StatusCode, Uri};
+use crate::exposition::to_prometheus_text;
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 
@@ -23,7 +24,7 @@ struct AppState {
 }
 
 /// The admin router over `sources`.
-pub(crate) fn router(sources: AdminSources) -> Router {
+pub fn router(sources: AdminSources) -> Router {
     let state = AppState { registry: Arc::new(collector::registry(sources.clone())), sources };
     Router::new()
         .route("/metrics", read_only(get(metrics)))
@@ -40,9 +41,20 @@ fn read_only(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
     })
 }
 
-async fn metrics(State(state): State<AppState>, uri: Uri) -> Response {
+/// The content type of the Prometheus text format 0.0.4, for everyone else.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// OpenMetrics when the client's `Accept` names it (Prometheus does), else the
+/// Prometheus text format.
+async fn metrics(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.contains("application/openmetrics-text")));
     match collector::render(&state.registry) {
-        Ok(text) => ([(header::CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS))], text).into_response(),
+        Ok(text) if openmetrics => ([(header::CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS))], text).into_response(),
+        Ok(text) => ([(header::CONTENT_TYPE, HeaderValue::from_static(PROMETHEUS_TEXT))], to_prometheus_text(&text))
+            .into_response(),
         Err(_) => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, uri.path(), "the metrics could not be encoded")
             .into_response(),
     }

@@ -3,6 +3,7 @@
 
 use crate::error::AdminError;
 use crate::routes::router;
+pub use crate::routes::{OPENMETRICS, PROMETHEUS_TEXT};
 use crate::sources::AdminSources;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
