@@ -5,6 +5,7 @@
 use crate::sources::AdminSources;
 use ballast_control::controller::{PoolStatus, PoolView};
 use ballast_control::lifecycle::Phase;
+use ballast_proxy::ProxyServer;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 
@@ -21,9 +22,6 @@ pub struct PoolsDoc {
 pub struct PoolDoc {
     /// Pool name.
     pub name: String,
-    /// Provider kind: `static`, `process` or `exec`; None when the running config has
-    /// no such pool.
-    pub provider: Option<&'static str>,
     /// True when the controller scales it.
     pub autoscaled: bool,
     /// Requests held now while the pool has no instance (see
@@ -88,62 +86,70 @@ pub fn pools_doc(sources: &AdminSources) -> PoolsDoc {
     let proxy = &sources.proxy;
     let config = proxy.running_config();
     let mut views: Vec<(String, PoolView)> = sources.pools.pools();
-    let health: HashMap<String, HashMap<String, &'static str>> = proxy
-        .health_status()
-        .into_iter()
-        .map(|(pool, list)| (pool, list.into_iter().map(|h| (h.addr, h.health.name())).collect()))
-        .collect();
-    let instance = |pool: &str, id: Option<String>, address: Option<String>, phase: Option<Phase>| {
-        let stats = address.as_deref().and_then(|a| proxy.backend_stats(pool, a)).map(|s| InstanceStats {
-            in_rotation: s.is_eligible(),
-            in_flight: s.in_flight.load(Ordering::Relaxed),
-            requests: s.requests.load(Ordering::Relaxed),
-            failures: s.failures.load(Ordering::Relaxed),
-        });
-        let health = address.as_deref().and_then(|a| health.get(pool).and_then(|h| h.get(a)).copied());
-        InstanceDoc { id, address, phase: phase.map(Phase::name), health, stats }
-    };
+    let live = Live::read(proxy);
     let mut pools = Vec::new();
     for pc in &config.pools {
         let view = views.iter().position(|(n, _)| *n == pc.name).map(|i| views.swap_remove(i).1);
         let mut doc = match view {
-            Some(v) => autoscaled(&pc.name, v, &instance),
+            Some(v) => live.autoscaled(&pc.name, v),
             None => PoolDoc {
                 name: pc.name.clone(),
-                provider: None,
                 autoscaled: false,
                 held_requests: 0,
                 replicas: None,
                 status: None,
                 last_decision: None,
                 rolling: false,
-                instances: pc.instances.iter().map(|i| instance(&pc.name, None, Some(i.address.clone()), None)).collect(),
+                instances: pc.instances.iter().map(|i| live.instance(&pc.name, None, Some(i.address.clone()), None)).collect(),
             },
         };
-        doc.provider = Some(pc.provider.kind().name());
         doc.held_requests = proxy.pending_requests(&pc.name);
         pools.push(doc);
     }
-    pools.extend(views.into_iter().map(|(name, v)| autoscaled(&name, v, &instance)));
+    pools.extend(views.into_iter().map(|(name, v)| live.autoscaled(&name, v)));
     PoolsDoc { pools }
 }
 
-/// The entry of an autoscaled pool from its controller view.
-fn autoscaled(
-    name: &str,
-    v: PoolView,
-    instance: &dyn Fn(&str, Option<String>, Option<String>, Option<Phase>) -> InstanceDoc,
-) -> PoolDoc {
-    let by_phase = LIVE_PHASES.iter().map(|p| (p.name(), v.count(*p) as u32)).collect();
-    PoolDoc {
-        name: name.to_string(),
-        provider: None,
-        autoscaled: true,
-        held_requests: 0,
-        replicas: Some(Replicas { desired: v.target, current: v.instances.len() as u32, by_phase }),
-        status: Some(v.status),
-        last_decision: v.last_decision,
-        rolling: v.rolling,
-        instances: v.instances.into_iter().map(|i| instance(name, Some(i.id), i.address, Some(i.phase))).collect(),
+/// The proxy and its health status, read once per request.
+struct Live<'a> {
+    proxy: &'a ProxyServer,
+    /// Health by pool, then address.
+    health: HashMap<String, HashMap<String, &'static str>>,
+}
+
+impl<'a> Live<'a> {
+    fn read(proxy: &'a ProxyServer) -> Self {
+        let health = proxy
+            .health_status()
+            .into_iter()
+            .map(|(pool, list)| (pool, list.into_iter().map(|h| (h.addr, h.health.name())).collect()))
+            .collect();
+        Live { proxy, health }
+    }
+
+    fn instance(&self, pool: &str, id: Option<String>, address: Option<String>, phase: Option<Phase>) -> InstanceDoc {
+        let stats = address.as_deref().and_then(|a| self.proxy.backend_stats(pool, a)).map(|s| InstanceStats {
+            in_rotation: s.is_eligible(),
+            in_flight: s.in_flight.load(Ordering::Relaxed),
+            requests: s.requests.load(Ordering::Relaxed),
+            failures: s.failures.load(Ordering::Relaxed),
+        });
+        let health = address.as_deref().and_then(|a| self.health.get(pool).and_then(|h| h.get(a)).copied());
+        InstanceDoc { id, address, phase: phase.map(Phase::name), health, stats }
+    }
+
+    /// The entry of an autoscaled pool from its controller view.
+    fn autoscaled(&self, name: &str, v: PoolView) -> PoolDoc {
+        let by_phase = LIVE_PHASES.iter().map(|p| (p.name(), v.count(*p) as u32)).collect();
+        PoolDoc {
+            name: name.to_string(),
+            autoscaled: true,
+            held_requests: 0,
+            replicas: Some(Replicas { desired: v.target, current: v.instances.len() as u32, by_phase }),
+            status: Some(v.status),
+            last_decision: v.last_decision,
+            rolling: v.rolling,
+            instances: v.instances.into_iter().map(|i| self.instance(name, Some(i.id), i.address, Some(i.phase))).collect(),
+        }
     }
 }

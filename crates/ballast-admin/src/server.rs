@@ -12,9 +12,9 @@ use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinHandle;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
 
 /// A client has this long to send a request's headers (slow clients cannot hold a
 /// connection open forever by trickling bytes).
@@ -30,8 +30,9 @@ pub const MAX_CONNECTIONS: usize = 256;
 #[derive(Debug)]
 pub struct AdminServer {
     local_addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    /// `Some(grace)` asks the accept loop to stop; dropping it stops with no grace.
+    stop: watch::Sender<Option<Duration>>,
+    task: JoinHandle<bool>,
 }
 
 impl AdminServer {
@@ -46,7 +47,7 @@ impl AdminServer {
         std_listener.set_nonblocking(true).map_err(socket)?;
         let local_addr = std_listener.local_addr().map_err(socket)?;
         let listener = TcpListener::from_std(std_listener).map_err(socket)?;
-        let (stop, stop_rx) = watch::channel(false);
+        let (stop, stop_rx) = watch::channel(None);
         let task = tokio::spawn(accept_loop(listener, sources, stop_rx));
         tracing::info!(%local_addr, "admin listener: /metrics, /healthz, /api/v1/pools");
         Ok(AdminServer { local_addr, stop, task })
@@ -58,21 +59,16 @@ impl AdminServer {
     }
 
     /// Stops accepting, closes idle connections, lets requests in progress finish for at
-    /// most `grace`, then closes the rest. True when every connection finished in time.
+    /// most `grace`, then closes every connection left (including clients still sending
+    /// their request head). True when every connection finished within `grace`.
     pub async fn shutdown(self, grace: Duration) -> bool {
-        let _ = self.stop.send(true);
-        let mut task = self.task;
-        match tokio::time::timeout(grace, &mut task).await {
-            Ok(_) => true,
-            Err(_) => {
-                task.abort();
-                false
-            }
-        }
+        let _ = self.stop.send(Some(grace));
+        self.task.await.unwrap_or(false)
     }
 }
 
-async fn accept_loop(listener: TcpListener, sources: AdminSources, mut stop: watch::Receiver<bool>) {
+/// Accepts until asked to stop, then drains (see [`AdminServer::shutdown`]).
+async fn accept_loop(listener: TcpListener, sources: AdminSources, mut stop: watch::Receiver<Option<Duration>>) -> bool {
     let service = TowerToHyperService::new(router(sources));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -82,33 +78,40 @@ async fn accept_loop(listener: TcpListener, sources: AdminSources, mut stop: wat
         .max_buf_size(MAX_HEAD_BYTES);
     let graceful = GracefulShutdown::new();
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let permit = tokio::select! {
-            p = limit.clone().acquire_owned() => p,
-            _ = stop.wait_for(|s| *s) => break,
-        };
-        let Ok(permit) = permit else { break };
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.wait_for(|s| *s) => break,
-        };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!("admin listener: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await; // back-off, not synchronisation
-                continue;
+    let mut conns = JoinSet::new();
+    let grace = loop {
+        tokio::select! {
+            stopped = stop.wait_for(Option::is_some) => break stopped.ok().and_then(|g| *g).unwrap_or_default(),
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            accepted = accept(&listener, &limit) => {
+                let Some((stream, permit)) = accepted else { continue };
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service.clone()).into_owned());
+                conns.spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!("admin connection: {e}");
+                    }
+                    drop(permit);
+                });
             }
-        };
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service.clone()).into_owned());
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("admin connection: {e}");
-            }
-            drop(permit);
-        });
-    }
+        }
+    };
     drop(listener);
-    graceful.shutdown().await;
+    let drained = tokio::time::timeout(grace, graceful.shutdown()).await.is_ok();
+    // Whatever is left (a stalled request head, a slow reader) is closed now.
+    conns.shutdown().await;
+    drained
+}
+
+/// The next connection once a slot under [`MAX_CONNECTIONS`] is free; None after an
+/// accept error (logged, with a short back-off so a full fd table does not spin).
+async fn accept(listener: &TcpListener, limit: &Arc<Semaphore>) -> Option<(TcpStream, OwnedSemaphorePermit)> {
+    let permit = limit.clone().acquire_owned().await.ok()?;
+    match listener.accept().await {
+        Ok((stream, _)) => Some((stream, permit)),
+        Err(e) => {
+            tracing::warn!("admin listener: accept failed: {e}");
+            tokio::time::sleep(Duration::from_millis(50)).await; // back-off, not synchronisation
+            None
+        }
+    }
 }
