@@ -182,3 +182,33 @@ fn promtool_check(text: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_requests_of_a_pool_at_zero_show_until_it_gets_an_instance() {
+    let config = "[[balancer]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\n\
+                  [[balancer.route]]\nsplit = [{ pool = \"app\" }]\n\n\
+                  [[pool]]\nname = \"app\"\n[pool.provider]\nkind = \"process\"\ncommand = \"true\"\nargs = [\"{port}\"]\n\
+                  [pool.scaling]\nmin = 0\ntemplate = \"web-balanced\"\nscale_to_zero = { hold_queue = 4 }\n";
+    let proxy = proxy(config);
+    let front = proxy.local_addr("web").expect("web");
+    let admin = admin(AdminSources::new(proxy.clone()));
+    let clients: Vec<_> = (0..3).map(|_| tokio::spawn(async move { get(front, "/").await.status })).collect();
+    eventually(Duration::from_secs(10), "3 requests held", || proxy.pending_requests("app") == 3).await;
+
+    let (_, all) = scrape(admin.local_addr()).await;
+    assert_eq!(sample(&all, "ballast_pool_held_requests{pool=\"app\"}"), 3.0);
+    let doc: serde_json::Value = serde_json::from_str(&get(admin.local_addr(), "/api/v1/pools").await.body).expect("JSON");
+    assert_eq!(doc["pools"][0]["held_requests"], 3);
+    assert_eq!(doc["pools"][0]["instances"], serde_json::json!([]));
+
+    let be = backend().await;
+    let instance = ballast_core::config::InstanceConfig { address: be.addr.to_string(), weight: 1, zone: None };
+    proxy.set_pool_instances("app", &[instance]).expect("instances set");
+    for c in clients {
+        assert_eq!(c.await.expect("client"), 200, "a held request is served");
+    }
+    let (_, all) = scrape(admin.local_addr()).await;
+    assert_eq!(sample(&all, "ballast_pool_held_requests{pool=\"app\"}"), 0.0);
+    assert_eq!(sample(&all, &format!("ballast_backend_requests_total{{pool=\"app\",backend=\"{}\"}}", be.addr)), 3.0);
+    assert!(admin.shutdown(Duration::from_secs(5)).await);
+}
