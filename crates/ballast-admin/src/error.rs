@@ -5,6 +5,12 @@ use std::net::SocketAddr;
 /// Why the admin listener could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
+    /// `[admin] listen` is not an `IP:port` (a config that skipped validation).
+    #[error("admin.listen: {listen:?} is not an IP:port listen address")]
+    Address {
+        /// The configured text.
+        listen: String,
+    },
     /// The address could not be bound (in use, not local, no permission).
     #[error("admin listener: cannot bind {addr}: {source}")]
     Bind {

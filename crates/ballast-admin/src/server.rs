@@ -5,6 +5,7 @@ use crate::error::AdminError;
 use crate::routes::router;
 pub use crate::routes::{OPENMETRICS, PROMETHEUS_TEXT};
 use crate::sources::AdminSources;
+use ballast_core::config::AdminConfig;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -51,6 +52,14 @@ impl AdminServer {
         let task = tokio::spawn(accept_loop(listener, sources, stop_rx));
         tracing::info!(%local_addr, "admin listener: /metrics, /healthz, /api/v1/pools");
         Ok(AdminServer { local_addr, stop, task })
+    }
+
+    /// [`start`](Self::start) on the address of the config's `[admin]` section.
+    ///
+    /// Errors: [`AdminError::Address`] when `listen` is not an `IP:port`, else as `start`.
+    pub fn start_configured(config: &AdminConfig, sources: AdminSources) -> Result<AdminServer, AdminError> {
+        let addr = config.listen.parse().map_err(|_| AdminError::Address { listen: config.listen.clone() })?;
+        AdminServer::start(addr, sources)
     }
 
     /// The bound address.

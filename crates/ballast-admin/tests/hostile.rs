@@ -160,3 +160,18 @@ async fn a_taken_or_foreign_address_is_a_bind_error_naming_it() {
     assert!(err.to_string().starts_with("admin listener: cannot bind 192.0.2.1:9900: "), "{err}");
     assert!(first.shutdown(Duration::from_secs(5)).await);
 }
+
+#[tokio::test]
+async fn the_config_section_starts_the_listener_or_names_the_bad_address() {
+    use ballast_core::config::AdminConfig;
+    let sources = AdminSources::new(proxy(CONFIG));
+    let started = AdminServer::start_configured(&AdminConfig { listen: "127.0.0.1:0".into() }, sources.clone()).expect("starts");
+    assert!(started.local_addr().ip().is_loopback() && started.local_addr().port() != 0);
+    still_serving(started.local_addr()).await;
+    assert!(started.shutdown(Duration::from_secs(5)).await);
+    for bad in ["localhost:9900", "127.0.0.1", "", "127.0.0.1:99999"] {
+        let err = AdminServer::start_configured(&AdminConfig { listen: bad.into() }, sources.clone()).expect_err(bad);
+        assert!(matches!(&err, AdminError::Address { listen } if listen == bad), "{err:?}");
+        assert_eq!(err.to_string(), format!("admin.listen: {bad:?} is not an IP:port listen address"));
+    }
+}
