@@ -212,3 +212,45 @@ async fn held_requests_of_a_pool_at_zero_show_until_it_gets_an_instance() {
     assert_eq!(sample(&all, &format!("ballast_backend_requests_total{{pool=\"app\",backend=\"{}\"}}", be.addr)), 3.0);
     assert!(admin.shutdown(Duration::from_secs(5)).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrapes_during_traffic_stay_consistent_and_never_go_back() {
+    let be = backend().await;
+    let proxy = proxy(&config(be.addr));
+    let front = proxy.local_addr("front").expect("front");
+    let admin = admin(AdminSources::new(proxy.clone()));
+    let series = format!("pool=\"app\",backend=\"{}\"", be.addr);
+    let (clients, each) = (4, 40);
+    let load: Vec<_> = (0..clients)
+        .map(|_| tokio::spawn(async move {
+            for _ in 0..each {
+                assert_eq!(get(front, "/").await.status, 200);
+            }
+        }))
+        .collect();
+    let (mut last_requests, mut last_count) = (0.0, 0.0);
+    let mut scrapes = 0;
+    loop {
+        let done = load.iter().all(|t| t.is_finished());
+        let (_, all) = scrape(admin.local_addr()).await;
+        scrapes += 1;
+        let requests = sample(&all, &format!("ballast_backend_requests_total{{{series}}}"));
+        let count = sample(&all, &format!("ballast_backend_response_latency_seconds_count{{{series}}}"));
+        let b = buckets(&all, &series);
+        assert!(b.windows(2).all(|w| w[0].1 <= w[1].1), "monotone buckets: {b:?}");
+        assert_eq!(b.last().map(|x| x.1), Some(count), "+Inf equals _count in every scrape");
+        assert!(requests >= last_requests && count >= last_count, "counters never go back");
+        (last_requests, last_count) = (requests, count);
+        if done {
+            break;
+        }
+    }
+    for t in load {
+        t.await.expect("client");
+    }
+    assert!(scrapes >= 1);
+    let total = f64::from(clients * each);
+    let (_, all) = scrape(admin.local_addr()).await;
+    assert_eq!(sample(&all, &format!("ballast_backend_requests_total{{{series}}}")), total);
+    assert!(admin.shutdown(Duration::from_secs(5)).await);
+}
