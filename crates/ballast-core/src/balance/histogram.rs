@@ -118,6 +118,12 @@ impl HistogramSnapshot {
         self.counts.iter().fold(0u64, |a, c| a.saturating_add(*c))
     }
 
+    /// The count of every bucket, in order: index `i` holds the latencies of
+    /// [`histogram_bucket_bounds`]`(i)` (e.g. to re-bucket into Prometheus `le` bounds).
+    pub fn counts(&self) -> &[u64] {
+        &self.counts
+    }
+
     /// What was recorded after `earlier` (a snapshot of the same histogram). When some
     /// counter went down, the histogram was replaced by a fresh one in between (e.g. an
     /// address that left and came back), and everything in `self` is new: `self` is

@@ -35,8 +35,10 @@ pub use validate::validate;
 /// README point to it and a test keeps it valid.
 pub const EXAMPLE: &str = include_str!("example.toml");
 
+mod admin;
 mod duration;
 
+pub use admin::AdminConfig;
 pub use duration::ConfigDuration;
 
 /// One validation problem: the field path (`pool "api".scaling.min`), and what is wrong,
@@ -71,6 +73,10 @@ pub struct Config {
     /// Pools of replicas that routes send traffic to.
     #[serde(default, rename = "pool")]
     pub pools: Vec<PoolConfig>,
+    /// The admin listener (`/metrics`, `/healthz`, `/api/v1/pools`); default none: no
+    /// admin listener is started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminConfig>,
 }
 
 /// One listener (`[[balancer]]`).

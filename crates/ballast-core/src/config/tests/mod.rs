@@ -2,6 +2,7 @@
 
 mod parse;
 mod props;
+mod validate_admin;
 mod validate_balancer;
 mod validate_pool;
 

@@ -19,7 +19,10 @@ fn field_cases() -> Vec<Case> {
     vec![
         Case { name: "unknown algorithm", text: "[[pool]]\nname = \"api\"\nbalance = \"fastest\"\n", path: "pool \"api\".balance", line: 3, message: "unknown variant `fastest`, expected one of `round-robin`" },
         Case { name: "unknown pool field", text: "[[pool]]\nname = \"api\"\nbalanse = \"random\"\n", path: "pool \"api\".balanse", line: 3, message: "unknown field `balanse`" },
-        Case { name: "unknown top-level field", text: "pools = []\n", path: "pools", line: 1, message: "expected `balancer` or `pool`" },
+        Case { name: "unknown top-level field", text: "pools = []\n", path: "pools", line: 1, message: "expected one of `balancer`, `pool`, `admin`" },
+        Case { name: "unknown admin field", text: "[admin]\nlisten = \"127.0.0.1:9900\"\nport = 9900\n", path: "admin.port", line: 3, message: "unknown field `port`, expected `listen`" },
+        Case { name: "admin listen not a string", text: "[admin]\nlisten = 9900\n", path: "admin.listen", line: 2, message: "invalid type: integer `9900`, expected a string" },
+        Case { name: "admin without listen", text: "[admin]\n", path: "admin", line: 1, message: "missing field `listen`" },
         Case { name: "unknown instance field", text: "[[pool]]\nname = \"api\"\n[[pool.instance]]\nadress = \"a:1\"\n", path: "pool \"api\".instance[0].adress", line: 4, message: "expected one of `address`, `weight`, `zone`" },
         Case { name: "missing required field", text: "[[pool]]\nbalance = \"random\"\n", path: "pool[0]", line: 1, message: "missing field `name`" },
         Case { name: "integer duration", text: "[[pool]]\nname = \"api\"\n[pool.health]\ninterval = 30\n", path: "pool \"api\".health.interval", line: 4, message: "expected a duration string such as \"250ms\"" },

@@ -133,7 +133,7 @@ fn pool(u: bool) -> impl Strategy<Value = PoolConfig> {
 }
 
 fn config(unbounded: bool) -> impl Strategy<Value = Config> {
-    (vec(balancer(unbounded), 0..3), vec(pool(unbounded), 0..4)).prop_map(|(balancers, pools)| Config { balancers, pools })
+    (vec(balancer(unbounded), 0..3), vec(pool(unbounded), 0..4)).prop_map(|(balancers, pools)| Config { balancers, pools, admin: None })
 }
 
 proptest! {

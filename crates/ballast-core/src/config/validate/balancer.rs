@@ -179,13 +179,15 @@ fn check_rate_limit(r: &mut Report, path: &str, rl: &RateLimitConfig) {
     }
 }
 
-/// Two listeners cannot bind the same address; `0.0.0.0:80` conflicts with any other IPv4
-/// address on port 80, and `[::]:80` with any address on port 80 (on Linux and most
-/// systems it is dual-stack and also takes IPv4).
-pub(super) fn check_listen_conflicts(r: &mut Report, balancers: &[BalancerConfig], paths: &[String]) {
+/// Two listeners (balancers, then the admin listener), given as `(listen, path)`, cannot
+/// bind the same address; `0.0.0.0:80` conflicts with any other IPv4 address on port 80,
+/// and `[::]:80` with any address on port 80 (on Linux and most systems it is
+/// dual-stack and also takes IPv4). The later listener is reported.
+pub(super) fn check_listen_conflicts(r: &mut Report, listeners: &[(&str, &str)]) {
     let mut by_port: HashMap<u16, Vec<(SocketAddr, usize)>> = HashMap::new();
-    for (i, b) in balancers.iter().enumerate() {
-        let Ok(addr) = b.listen.parse::<SocketAddr>() else { continue };
+    let paths: Vec<&str> = listeners.iter().map(|(_, p)| *p).collect();
+    for (i, (listen, _)) in listeners.iter().enumerate() {
+        let Ok(addr) = listen.parse::<SocketAddr>() else { continue };
         if addr.port() == 0 {
             continue;
         }

@@ -29,7 +29,15 @@ pub fn validate(config: &Config) -> Vec<FieldError> {
     for (b, path) in config.balancers.iter().zip(&balancer_paths) {
         balancer::check(&mut r, path, b, &pools);
     }
-    balancer::check_listen_conflicts(&mut r, &config.balancers, &balancer_paths);
+    let mut listeners: Vec<(&str, &str)> =
+        config.balancers.iter().zip(&balancer_paths).map(|(b, p)| (b.listen.as_str(), p.as_str())).collect();
+    if let Some(admin) = &config.admin {
+        if let Err(e) = crate::config::net::check_listen_addr(&admin.listen) {
+            r.at("admin.listen", e);
+        }
+        listeners.push((admin.listen.as_str(), "admin"));
+    }
+    balancer::check_listen_conflicts(&mut r, &listeners);
     for (p, path) in config.pools.iter().zip(&pool_paths) {
         pool::check(&mut r, path, p);
     }
