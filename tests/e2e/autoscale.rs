@@ -59,7 +59,7 @@ async fn demo_grows_under_load_and_shrinks_after_it() {
     let (min, max) = (1u32, 8u32);
     let dir = TempDir::new();
     let mut demo = Watched::start(&[
-        "demo", "--log-dir", &logs(&dir), "--listen", "127.0.0.1:0", "--interval", "2s", "--scale-down-stabilization", "6s", "--min", "1", "--max", "8",
+        "demo", "--log-dir", &logs(&dir), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--interval", "2s", "--scale-down-stabilization", "6s", "--min", "1", "--max", "8",
         "--target", "4", "--latency", "50ms",
     ]);
     let addr = demo.listening().await;
@@ -181,7 +181,8 @@ fn control_events<'a>(lines: &'a [(Instant, String)], kind: &'a str) -> impl Ite
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_replaces_a_killed_instance_without_client_errors() {
-    let (dir, path) = temp_file("ballast.toml", &serve_config(2, (31_000, 31_099), BACKEND));
+    let config = serve_config(2, (31_000, 31_099), BACKEND) + "[admin]\nlisten = \"127.0.0.1:0\"\n";
+    let (dir, path) = temp_file("ballast.toml", &config);
     let mut serve = Watched::start(&["serve", "--config", path.to_str().expect("utf-8"), "--log-dir", &logs(&dir), "--threads", "2"]);
     let addr = serve.listening().await;
     let ready = |l: &str| l.contains("control event") && l.contains("kind=Ready");
@@ -210,6 +211,14 @@ async fn serve_replaces_a_killed_instance_without_client_errors() {
     let lines = serve.lines(Stream::Err);
     let pids = pids_in(control_events(&lines, "Created"));
     assert_eq!(pids.len(), 3, "two instances and one successor: {pids:?}");
+    // the admin listener ([admin]) shows the replaced pool
+    let (_, line) = serve.wait_for(Stream::Out, 1, 10, "admin on", |l| l.starts_with("admin on ")).await;
+    let admin = line["admin on ".len()..].split(' ').next().expect("admin address").to_string();
+    let pools = get(&format!("http://{admin}/api/v1/pools")).await.expect("pools");
+    let doc: serde_json::Value = serde_json::from_str(&pools.text()).expect("json");
+    let app = doc["pools"].as_array().expect("pools").iter().find(|p| p["name"] == "app").expect("app pool").clone();
+    assert_eq!(app["replicas"]["by_phase"]["ready"], 2, "{app}");
+    assert_eq!(app["autoscaled"], true, "{app}");
     let status = serve.terminate().await;
     assert!(status.success(), "clean exit: {status}");
     wait_gone(&pids, 10).await;

@@ -47,7 +47,7 @@ async fn demo_serves_and_cleans_up_its_children_on_ctrl_c() {
     let logs = ballast_tests::TempDir::new();
     let spec = ProcessSpec {
         program: ballast_bin(),
-        args: vec!["demo".into(), "--listen".into(), "127.0.0.1:0".into(), "--min".into(), "3".into(), "--log-dir".into(), logs.0.clone().into()],
+        args: vec!["demo".into(), "--listen".into(), "127.0.0.1:0".into(), "--admin".into(), "127.0.0.1:0".into(), "--min".into(), "3".into(), "--log-dir".into(), logs.0.clone().into()],
         ..Default::default()
     };
     let mut demo = ManagedProcess::spawn(&spec).expect("spawn demo");
@@ -67,6 +67,21 @@ async fn demo_serves_and_cleans_up_its_children_on_ctrl_c() {
         seen.insert(r.backend().expect("x-backend"));
     }
     assert!(seen.len() >= 2, "load is spread: {seen:?}");
+    // the admin listener shows the pool and the traffic just sent
+    let admin = lines.iter().find_map(|l| l.strip_prefix("admin on ")).expect("admin line").split(' ').next().expect("addr").to_string();
+    let pools = get(&format!("http://{admin}/api/v1/pools")).await.expect("pools");
+    assert_eq!(pools.status, 200);
+    let doc: serde_json::Value = serde_json::from_str(&pools.text()).expect("json");
+    let demo_pool = doc["pools"].as_array().expect("pools").iter().find(|p| p["name"] == "demo").expect("demo pool").clone();
+    assert_eq!(demo_pool["replicas"]["by_phase"]["ready"], 3, "{demo_pool}");
+    let metrics = get(&format!("http://{admin}/metrics")).await.expect("metrics");
+    let served: f64 = metrics
+        .text()
+        .lines()
+        .filter(|l| l.starts_with("ballast_backend_requests_total{pool=\"demo\""))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    assert!(served >= 30.0, "30 requests counted over the demo backends: {}", metrics.text());
 
     ballast_tests::signal(&demo, nix::sys::signal::Signal::SIGINT);
     let status = demo.stop(Duration::from_secs(30)).await.expect("demo exits");

@@ -17,6 +17,8 @@
 //! | `ballast_pool_replicas_desired` | gauge | pool | the count the controller converges on |
 //! | `ballast_pool_provider_error` | gauge | pool | 1 while the provider keeps failing (pool in `error`) |
 //! | `ballast_pool_rolling` | gauge | pool | 1 while a rollout or rollback runs |
+//! | `ballast_pool_decisions_total` | counter | pool | decisions that changed the target or the settings |
+//! | `ballast_pool_provider_errors_total` | counter | pool | provider calls that failed (create, destroy, list) |
 //!
 //! `backend` is the instance's `host:port`. The label is not called `instance` because
 //! Prometheus sets `instance` on every scraped series (the admin listener itself) and
@@ -133,6 +135,12 @@ impl Scrape {
             ("ballast_pool_rolling", "1 while a rollout or its rollback runs.", per_pool(|v| u64::from(v.rolling))),
         ] {
             family(enc, name, help, None, MetricType::Gauge, rows.iter().map(|(l, n)| (l, *n)), gauge)?;
+        }
+        for (name, help, rows) in [
+            ("ballast_pool_decisions", "Decisions that changed the target or the settings.", per_pool(|v| v.decisions)),
+            ("ballast_pool_provider_errors", "Provider calls that failed (create, destroy, list).", per_pool(|v| v.provider_errors)),
+        ] {
+            family(enc, name, help, None, MetricType::Counter, rows.iter().map(|(l, n)| (l, *n)), counter)?;
         }
         Ok(())
     }

@@ -144,7 +144,7 @@ async fn promtool_accepts_the_exposition() {
         "ballast_backend_requests", "ballast_backend_failures", "ballast_backend_in_flight",
         "ballast_backend_response_latency_seconds", "ballast_backend_in_rotation", "ballast_backend_health_up",
         "ballast_pool_held_requests", "ballast_pool_replicas", "ballast_pool_replicas_desired",
-        "ballast_pool_provider_error", "ballast_pool_rolling",
+        "ballast_pool_provider_error", "ballast_pool_rolling", "ballast_pool_decisions", "ballast_pool_provider_errors",
     ] {
         assert!(text.contains(&format!("# HELP {family} ")), "{family} missing:\n{text}");
     }

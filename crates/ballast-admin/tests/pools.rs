@@ -5,12 +5,12 @@ mod common;
 
 use ballast_admin::AdminSources;
 use ballast_control::controller::seam::ProxySeam;
-use ballast_control::controller::wire::{spawn_autoscaled, Wiring};
-use ballast_control::controller::{EventLog, PoolHandle, Settings};
+use ballast_control::controller::wire::Wiring;
+use ballast_control::controller::{EventLog, Fleet, PoolView, Settings};
 use ballast_control::lifecycle::Phase;
 use common::*;
 use serde_json::Value;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 async fn pools_json(admin: std::net::SocketAddr) -> Value {
@@ -109,26 +109,23 @@ target = 10.0
 async fn an_autoscaled_pool_shows_replicas_phases_and_metrics() {
     let config = ballast_core::config::parse(AUTOSCALED).expect("config");
     let proxy = proxy(AUTOSCALED);
-    let seam = Arc::new(ProxySeam::new(proxy.clone(), config.clone()));
+    let seam = Arc::new(ProxySeam::new(proxy.clone()));
     let log_dir = std::env::temp_dir().join(format!("ballast-admin-pools-{}", std::process::id()));
     let wiring = Wiring {
         log_dir: log_dir.clone(),
         settings: Settings { tick: Duration::from_millis(100), ..Settings::default() },
         events: EventLog::new(100),
     };
-    let (handles, notes) = spawn_autoscaled(&config, &seam, &wiring);
+    let (fleet, notes) = Fleet::start(&config, seam, wiring);
     assert!(notes.is_empty(), "{notes:?}");
-    let handles: Arc<Mutex<Vec<(String, PoolHandle)>>> = Arc::new(Mutex::new(handles));
-    let admin = admin(AdminSources::new(proxy.clone()).with_pools(handles.clone()));
-    let ready = || {
-        let h = handles.lock().expect("handles");
-        h.iter().all(|(_, h)| h.view().count(Phase::Ready) == 1)
-    };
+    let cells = fleet.shared_views();
+    assert_eq!(cells.len(), 1);
+    let view = |cell: &Mutex<PoolView>| cell.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let pools = move || cells.iter().map(|(name, cell)| (name.clone(), view(cell))).collect::<Vec<_>>();
+    let admin = admin(AdminSources::new(proxy.clone()).with_pools(Arc::new(pools)));
+    let ready = || fleet.view("web").is_some_and(|v| v.count(Phase::Ready) == 1);
     eventually(Duration::from_secs(30), "one replica ready", ready).await;
-    let address = {
-        let h = handles.lock().expect("handles");
-        h[0].1.view().instances[0].address.clone().expect("address")
-    };
+    let address = fleet.view("web").expect("web").instances[0].address.clone().expect("address");
     let served = || proxy.running_config().pools[0].instances.iter().any(|i| i.address == address);
     eventually(Duration::from_secs(10), "the proxy balances over the replica", served).await;
     let front = proxy.local_addr("front").expect("front");
@@ -155,13 +152,14 @@ async fn an_autoscaled_pool_shows_replicas_phases_and_metrics() {
     assert_eq!(sample(&metrics, "ballast_pool_replicas{pool=\"web\",phase=\"draining\"}"), 0.0);
     assert_eq!(sample(&metrics, "ballast_pool_provider_error{pool=\"web\"}"), 0.0);
     assert_eq!(sample(&metrics, "ballast_pool_rolling{pool=\"web\"}"), 0.0);
+    assert_eq!(sample(&metrics, "ballast_pool_provider_errors_total{pool=\"web\"}"), 0.0);
+    let decisions = sample(&metrics, "ballast_pool_decisions_total{pool=\"web\"}");
+    let seen = fleet.view("web").expect("web").decisions;
+    assert_eq!(decisions, seen as f64, "the counter is the view's");
     let requests = sample(&metrics, &format!("ballast_backend_requests_total{{pool=\"web\",backend=\"{address}\"}}"));
     assert!(requests >= 1.0);
 
     assert!(admin.shutdown(Duration::from_secs(5)).await);
-    let handles = std::mem::take(&mut *handles.lock().expect("handles"));
-    for (_, h) in handles {
-        h.shutdown().await;
-    }
+    fleet.shutdown().await;
     let _ = std::fs::remove_dir_all(&log_dir);
 }

@@ -9,13 +9,13 @@
 //! On Ctrl-C (or SIGTERM) it drains the balancer, then stops every backend.
 
 use crate::one_liner::parse_algorithm;
+use crate::serve::print_line;
 use anyhow::Context as _;
 use ballast_control::controller::wire::Wiring;
 use ballast_control::controller::{ControlEvent, EventKind, EventLog, Fleet, Settings};
 use ballast_control::lifecycle::Phase;
 use ballast_core::balance::Algorithm;
 use ballast_core::config::{parse_and_validate, Config, ConfigDuration};
-use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
@@ -26,6 +26,10 @@ pub struct DemoArgs {
     /// Where the balancer listens.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// Where the admin listener (/metrics, /healthz, /api/v1/pools) listens, an IP and a
+    /// port; port 0 lets the OS choose.
+    #[arg(long, default_value = "127.0.0.1:9900")]
+    pub admin: std::net::SocketAddr,
     /// Fewest demo backends (1–64).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub min: u32,
@@ -158,11 +162,6 @@ pub fn event_line(e: &ControlEvent) -> Option<String> {
     })
 }
 
-fn print_line(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
 
 /// Runs the quick start until Ctrl-C.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -192,7 +191,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // are stopped even when one comes while they are starting
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let pools = Arc::new(crate::admin::PoolDirectory::default());
+    let admin = crate::admin::start(args.admin, &server, pools.clone())?;
     let mut fleet = crate::serve::start_fleet(&server, &config, wiring);
+    pools.refresh(&fleet);
     let served = async {
         tokio::select! {
             ready = wait_until_ready(&fleet, args.min) => ready?,
@@ -210,12 +212,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             ));
             print_line(&format!("  curl -i http://{addr}/"));
             print_line(&format!("  wrk -t2 -c32 -d30s http://{addr}/      # apt-get install wrk; watch the pool grow"));
+            print_line(&format!("  curl -s http://{}/api/v1/pools          # the pool; /metrics for Prometheus", admin.local_addr()));
             print_line(&format!("Backend logs: {}. Ctrl-C stops the balancer and the backends.", log_dir.join("demo").display()));
         }
-        crate::serve::serve_until_signal(&server, None, &mut fleet).await
+        crate::serve::serve_until_signal(&server, None, &mut fleet, &pools).await
     }
     .await;
     crate::serve::stop_fleet(fleet).await;
+    crate::admin::stop(Some(admin)).await;
     // every sender is gone with the pool tasks: the printer prints what is left and ends
     let _ = tokio::time::timeout(Duration::from_secs(2), printer).await;
     served

@@ -1,6 +1,7 @@
 //! The ballast binary: command-line parsing, logging, runtimes and signals. Everything
 //! else lives in the library crates.
 
+mod admin;
 mod config_file;
 mod demo;
 mod demo_backend;

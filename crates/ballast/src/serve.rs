@@ -16,6 +16,7 @@
 //! stopped). SIGTERM/SIGINT: the proxy drains first, then every pool task stops and
 //! destroys the instances it started; the same happens when serving fails.
 
+use crate::admin::PoolDirectory;
 use anyhow::Context as _;
 use ballast_control::controller::seam::ProxySeam;
 use ballast_control::controller::wire::Wiring;
@@ -52,24 +53,40 @@ pub fn run(config: &Config, threads: Option<usize>, reload_from: Option<PathBuf>
     let control = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let wiring = Wiring { log_dir: log_dir.to_path_buf(), settings: Settings::default(), events: EventLog::new(EVENTS_KEPT) };
     if n == 1 {
-        return control.block_on(async {
-            let server = Arc::new(start(config)?);
-            let mut fleet = start_fleet(&server, config, wiring);
-            let served = serve_until_signal(&server, reload_from, &mut fleet).await;
-            stop_fleet(fleet).await;
-            served
-        });
+        return control.block_on(async { serve_config(Arc::new(start(config)?), config, wiring, reload_from).await });
     }
     let workers = Workers::start(n).context("cannot start the worker threads")?;
-    let result = control.block_on(async {
-        let server = Arc::new(start_on(config, workers.handles())?);
-        let mut fleet = start_fleet(&server, config, wiring);
-        let served = serve_until_signal(&server, reload_from, &mut fleet).await;
-        stop_fleet(fleet).await;
-        served
-    });
+    let result = control
+        .block_on(async { serve_config(Arc::new(start_on(config, workers.handles())?), config, wiring, reload_from).await });
     workers.stop();
     result
+}
+
+/// Everything `serve` runs beside the listeners: the admin listener (with `[admin]`),
+/// the autoscaling controller, the signals; then the drain, the instances stopped,
+/// the admin listener closed.
+async fn serve_config(server: Arc<ProxyServer>, config: &Config, wiring: Wiring, reload_from: Option<PathBuf>) -> anyhow::Result<()> {
+    let pools = Arc::new(PoolDirectory::default());
+    let admin = match &config.admin {
+        Some(a) => {
+            let addr = a.listen.parse().with_context(|| format!("admin.listen: {:?} is not an IP:port", a.listen))?;
+            Some(crate::admin::start(addr, &server, pools.clone())?)
+        }
+        None => None,
+    };
+    let mut fleet = start_fleet(&server, config, wiring);
+    pools.refresh(&fleet);
+    let served = serve_until_signal(&server, reload_from, &mut fleet, &pools).await;
+    stop_fleet(fleet).await;
+    crate::admin::stop(admin).await;
+    served
+}
+
+/// Prints one line to stdout and flushes it (scripts and tests read stdout).
+pub fn print_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 /// Starts the autoscaling controller for `config`'s pools behind `server` (inside a
@@ -129,15 +146,24 @@ fn start_on(config: &Config, runtimes: &[tokio::runtime::Handle]) -> anyhow::Res
 /// Serves until SIGTERM or SIGINT, then drains. With `reload_from`, SIGHUP re-reads
 /// that file: a valid config is swapped in without dropping a connection and applied
 /// to `fleet`; an invalid one is refused with every error logged, and the running
-/// config keeps serving. The caller stops `fleet` afterwards.
-pub async fn serve_until_signal(server: &ProxyServer, reload_from: Option<PathBuf>, fleet: &mut Fleet) -> anyhow::Result<()> {
+/// config keeps serving; `pools` follows the fleet's pools. The caller stops `fleet`
+/// afterwards.
+pub async fn serve_until_signal(
+    server: &ProxyServer,
+    reload_from: Option<PathBuf>,
+    fleet: &mut Fleet,
+    pools: &PoolDirectory,
+) -> anyhow::Result<()> {
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
             _ = hup.recv() => match &reload_from {
-                Some(path) => reload(fleet, path).await,
+                Some(path) => {
+                    reload(fleet, path).await;
+                    pools.refresh(fleet);
+                }
                 None => tracing::info!("SIGHUP ignored: no config file to reload (started without --config)"),
             },
             _ = term.recv() => break,

@@ -25,7 +25,7 @@ use crate::provider::{ProcessProvider, Provider};
 use crate::rollout::RolloutLimits;
 use ballast_core::config::{Config, PoolConfig, ProviderConfig};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 
 /// Rolling updates started by a reload: one extra instance at a time, none missing.
@@ -171,6 +171,11 @@ impl Fleet {
     /// Pool `name` now.
     pub fn view(&self, name: &str) -> Option<PoolView> {
         self.pools.get(name).map(|e| e.handle.view())
+    }
+
+    /// Every running pool's view cell ([`PoolHandle::shared_view`]), by name.
+    pub fn shared_views(&self) -> Vec<(String, Arc<Mutex<PoolView>>)> {
+        self.pools.iter().map(|(name, e)| (name.clone(), e.handle.shared_view())).collect()
     }
 
     /// Stops every pool task (each destroys every instance it started). Call it after

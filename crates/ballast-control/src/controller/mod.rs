@@ -266,6 +266,10 @@ pub struct PoolView {
     pub version: u64,
     /// True while a rollout (or its rollback) is in progress.
     pub rolling: bool,
+    /// Decisions that changed the target or the settings, since the task started.
+    pub decisions: u64,
+    /// Provider calls that failed (create, destroy, list), since the task started.
+    pub provider_errors: u64,
 }
 
 impl PoolView {
@@ -307,6 +311,8 @@ impl PoolHandle {
             last_decision: None,
             version: 0,
             rolling: false,
+            decisions: 0,
+            provider_errors: 0,
         }));
         let (stop, stop_rx) = watch::channel(false);
         let (rollouts, rollouts_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -331,6 +337,12 @@ impl PoolHandle {
     /// The pool now.
     pub fn view(&self) -> PoolView {
         self.view.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The cell the task publishes its view into: readers (the admin listener) keep it
+    /// and see every later update without holding the handle.
+    pub fn shared_view(&self) -> Arc<Mutex<PoolView>> {
+        self.view.clone()
     }
 
     /// Stops the task and destroys every instance it owns.

@@ -6,6 +6,7 @@ use crate::lifecycle::{Event, Instance, Phase, StartupHistory};
 use crate::provider::ProviderError;
 use ballast_core::autoscale::{decide, EngineMemory, MetricKind, PoolState};
 use chrono::{DateTime, Utc};
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -68,6 +69,25 @@ pub(super) struct PoolTask {
     membership_error: Option<String>,
     origin: Instant,
     wall0: DateTime<Utc>,
+    tally: Tally,
+}
+
+/// Running counts of the events operators chart (the admin listener's counters).
+#[derive(Default)]
+struct Tally {
+    decisions: AtomicU64,
+    provider_errors: AtomicU64,
+}
+
+impl Tally {
+    fn count(&self, kind: &EventKind) {
+        let counter = match kind {
+            EventKind::Decision => &self.decisions,
+            EventKind::ProviderError => &self.provider_errors,
+            _ => return,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
 }
 
 impl PoolTask {
@@ -93,6 +113,7 @@ impl PoolTask {
             membership_error: None,
             origin: Instant::now(),
             wall0: Utc::now(),
+            tally: Tally::default(),
         }
     }
 
@@ -105,6 +126,7 @@ impl PoolTask {
     }
 
     pub(super) fn event(&self, now: Duration, kind: EventKind, reason: String, outcome: String) {
+        self.tally.count(&kind);
         let live = self.live();
         let ready = self.count(Phase::Ready);
         self.spec.events.push(ControlEvent {
@@ -440,6 +462,8 @@ impl PoolTask {
             last_decision: self.last_decision.clone(),
             version: self.version,
             rolling: self.rolling.is_some(),
+            decisions: self.tally.decisions.load(Relaxed),
+            provider_errors: self.tally.provider_errors.load(Relaxed),
         };
         *self.view.lock().unwrap_or_else(PoisonError::into_inner) = view;
     }

@@ -152,6 +152,7 @@ async fn scales_up_with_load_and_down_with_drains_within_bounds() {
     let decision = decisions.last().expect("a decision");
     assert!(decision.outcome.ends_with("→ 4"), "{decisions:#?}");
     assert!(decision.reason.contains("concurrency"), "{}", decision.reason);
+    assert_eq!(r.handle.view().decisions, decisions.len() as u64, "the view counts every decision");
     assert!(v.startup.is_some());
 
     // keep one request in flight on every instance: drains must wait for it
@@ -211,6 +212,7 @@ async fn provider_failures_back_off_exponentially_then_error_then_recover() {
         ["attempt 1, retry in 1s", "attempt 2, retry in 2s", "attempt 3, retry in 4s", "attempt 4, retry in 8s", "attempt 5, retry in 16s"]
     );
     assert_eq!(kinds(&r.events, EventKind::PoolError).len(), 1, "entered once");
+    assert_eq!(r.handle.view().provider_errors, 5, "the view counts every provider error");
     let rec = kinds(&r.events, EventKind::Recovered);
     assert_eq!(rec.len(), 1);
     assert!(rec[0].reason.contains("scripted failure"), "{}", rec[0].reason);
