@@ -142,7 +142,8 @@ fn the_verdict_kills_only_a_provable_leftover() {
     let rec = sample(); // pid 4242 started at 777, by ballast 99 started at 55
     let alive = |start_time, pgrp| Some(ProcIdentity { start_time, pgrp, zombie: false });
     let zombie = Some(ProcIdentity { start_time: 777, pgrp: 4242, zombie: true });
-    let cases: Vec<(&str, InstanceRecord, Option<ProcIdentity>, Option<ProcIdentity>, &str)> = vec![
+    type Case = (&'static str, InstanceRecord, Option<ProcIdentity>, Option<ProcIdentity>, &'static str);
+    let cases: Vec<Case> = vec![
         ("a leftover leading its group", rec.clone(), alive(777, 4242), None, "reap group"),
         ("a leftover that left its group", rec.clone(), alive(777, 1), None, "reap pid"),
         ("owner pid recycled by another process", rec.clone(), alive(777, 4242), alive(56, 1), "reap group"),
