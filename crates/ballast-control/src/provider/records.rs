@@ -258,13 +258,24 @@ pub fn remove(path: &Path) {
     }
 }
 
-/// Reads and validates the record at `path`: a regular file (not a symlink) owned by
-/// this user, writable by nobody else, at most [`MAX_RECORD_BYTES`].
+/// Reads and validates the record at `path`: a regular file (not a symlink, FIFO or
+/// device: it is opened with `O_NOFOLLOW | O_NONBLOCK` and checked on the open file, so
+/// it cannot be swapped between check and read) owned by this user, writable by nobody
+/// else, at most [`MAX_RECORD_BYTES`].
 pub fn read(path: &Path) -> Result<InstanceRecord, RecordError> {
     use std::io::Read as _;
-    use std::os::unix::fs::MetadataExt as _;
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
     let untrusted = |reason: String| RecordError::Untrusted { path: path.into(), reason };
-    let meta = std::fs::symlink_metadata(path).map_err(|source| RecordError::Io { path: path.into(), source })?;
+    let io = |source| RecordError::Io { path: path.into(), source };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(nix::libc::ELOOP) => untrusted("not a regular file (a symlink)".into()),
+            _ => io(e),
+        })?;
+    let meta = file.metadata().map_err(io)?;
     if !meta.file_type().is_file() {
         return Err(untrusted("not a regular file".into()));
     }
@@ -279,9 +290,7 @@ pub fn read(path: &Path) -> Result<InstanceRecord, RecordError> {
         return Err(untrusted(format!("{} bytes, above the limit of {MAX_RECORD_BYTES}", meta.len())));
     }
     let mut text = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_RECORD_BYTES + 1).read_to_end(&mut text))
-        .map_err(|source| RecordError::Io { path: path.into(), source })?;
+    file.take(MAX_RECORD_BYTES + 1).read_to_end(&mut text).map_err(io)?;
     if text.len() as u64 > MAX_RECORD_BYTES {
         return Err(untrusted(format!("more than {MAX_RECORD_BYTES} bytes")));
     }

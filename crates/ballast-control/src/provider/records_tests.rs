@@ -133,6 +133,10 @@ fn records_that_are_not_plain_private_files_are_refused() {
     std::fs::remove_file(&real).expect("rm");
     std::os::unix::fs::symlink(&target, &real).expect("symlink");
     assert!(read(&real).expect_err("symlink").to_string().contains("not a regular file"));
+    std::fs::remove_file(&real).expect("rm");
+    let made = std::process::Command::new("mkfifo").args(["-m", "600"]).arg(&real).status().expect("mkfifo");
+    assert!(made.success());
+    assert!(read(&real).expect_err("a FIFO is not opened for a blocking read").to_string().contains("not a regular file"));
     let _ = std::fs::remove_dir_all(root);
 }
 
