@@ -27,7 +27,7 @@ use super::{PoolHandle, PoolUpdate, PoolView, RolloutRequest};
 use crate::metrics::inbox::MetricInbox;
 use super::{ControlEvent, EventKind, EventLog};
 use crate::provider::logs::LogPolicy;
-use crate::provider::records::{reap_leftovers, Outcome, ReapGate};
+use crate::provider::reap::{reap_leftovers, Outcome, ReapGate};
 use crate::provider::{ProcessProvider, Provider};
 use crate::rollout::RolloutLimits;
 use ballast_core::config::{Config, PoolConfig, ProviderConfig};

@@ -4,7 +4,7 @@
 //!   create or destroy.
 //! - [`ProcessProvider`]: local child processes from a command template, logs captured
 //!   to rotating files, SIGTERM → grace → SIGKILL, exits reported for auto-healing;
-//!   [`records`] lets a restarted ballast stop the replicas a crashed one left behind.
+//!   [`records`] and [`reap`] let a restarted ballast stop the replicas a crashed one left.
 //! - [`ExecProvider`]: the operator's create / destroy / list scripts exchanging JSON
 //!   (the contract is documented in [`exec`]); covers any cloud CLI.
 //! - [`FakeProvider`]: the test double, with scripted failures.
@@ -17,6 +17,7 @@ pub mod exec;
 pub mod fake;
 pub mod logs;
 pub mod process;
+pub mod reap;
 pub mod records;
 pub mod static_list;
 

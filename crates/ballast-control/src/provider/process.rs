@@ -13,12 +13,13 @@
 //!   exiting, so a ballast restarted after a crash can stop what this one left running.
 //!   Ids whose record file still exists are skipped.
 //! - Dropping the provider (or the runtime) kills every child. Only a SIGKILL of
-//!   ballast itself leaves children behind: [`super::records::reap_leftovers`] stops
+//!   ballast itself leaves children behind: [`super::reap::reap_leftovers`] stops
 //!   them at the next start; with [`ProcessProvider::after_reaping`] the first instance
 //!   waits for that.
 
 use super::logs::{copy_into, LogPolicy, RotatingLog};
-use super::records::{self, InstanceRecord, ReapGate};
+use super::reap::ReapGate;
+use super::records::{self, InstanceRecord};
 use super::{BoxFuture, Exit, Instance, Provider, ProviderError};
 use crate::process::{ManagedProcess, ProcessSpec};
 use ballast_core::config::{expand_template, ProcessProvider as ProcessConfig};

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::process::{ManagedProcess, ProcessSpec};
+use crate::provider::reap::{reap_leftovers, Outcome, ReapGate};
 
 /// A fresh `<tmp>/ballast-records-<name>-<pid>` with a `web` pool directory in it.
 fn temp(name: &str) -> (PathBuf, PathBuf) {
