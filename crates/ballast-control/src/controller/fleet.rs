@@ -23,9 +23,8 @@
 
 use super::seam::ProxySeam;
 use super::wire::{new_inbox, not_autoscaled, policy_metrics, probe_for, provider_for, spawn_pool, spawn_prometheus, Wiring};
-use super::{PoolHandle, PoolUpdate, PoolView, RolloutRequest};
+use super::{ControlEvent, EventKind, EventLog, PoolHandle, PoolUpdate, PoolView, RolloutRequest};
 use crate::metrics::inbox::MetricInbox;
-use super::{ControlEvent, EventKind, EventLog};
 use crate::provider::logs::LogPolicy;
 use crate::provider::reap::{reap_leftovers, Outcome, ReapGate};
 use crate::provider::{ProcessProvider, Provider};

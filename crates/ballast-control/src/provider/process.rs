@@ -156,15 +156,17 @@ impl ProcessProvider {
     }
 
     /// The next `<pool>-<n>` whose record file does not exist (a leftover that could
-    /// not be reaped keeps its record, and its id).
+    /// not be reaped keeps its record, and its id), looking at most 1000 ids ahead.
     fn next_id(&self, s: &mut State) -> String {
-        loop {
+        for _ in 0..1000 {
             s.next += 1;
             let id = format!("{}-{}", self.pool, s.next);
-            if s.next % 10_000 == 0 || !records::record_path(&self.logs.dir, &id).exists() {
+            if !records::record_path(&self.logs.dir, &id).exists() {
                 return id;
             }
         }
+        s.next += 1;
+        format!("{}-{}", self.pool, s.next)
     }
 
     /// Writes the record of child `pid`; None when it already exited.
