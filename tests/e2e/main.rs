@@ -4,6 +4,7 @@ mod demo_backend;
 mod autoscale;
 mod cli;
 mod proxy;
+mod reap;
 mod resilience;
 mod serve;
 mod sim;

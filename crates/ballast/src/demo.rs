@@ -51,8 +51,9 @@ pub struct DemoArgs {
     /// Balancing algorithm.
     #[arg(long, default_value = "least-request", value_parser = parse_algorithm)]
     pub balance: Algorithm,
-    /// Where the backends' stdout/stderr logs go (default: a `ballast-<pid>` directory
-    /// under the system temp dir).
+    /// Where the backends' stdout/stderr logs and records go; a restart with the same
+    /// directory stops what a killed demo left running (default: `demo-<listen port>`
+    /// under `$XDG_STATE_HOME/ballast` or `~/.local/state/ballast`).
     #[arg(long)]
     pub log_dir: Option<std::path::PathBuf>,
 }
@@ -183,7 +184,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     });
     let server = Arc::new(crate::serve::start(&config)?);
-    let log_dir = args.log_dir.clone().unwrap_or_else(crate::serve::default_log_dir);
+    let log_dir = args.log_dir.clone().unwrap_or_else(|| demo_log_dir(&crate::serve::state_base(|v| std::env::var_os(v)), &args.listen));
     // a shorter tick than `serve`'s: instances count as ready (and the pool reacts) sooner
     let settings = Settings { tick: Duration::from_millis(500), drain_grace: Duration::from_secs(10), ..Settings::default() };
     let wiring = Wiring { log_dir: log_dir.clone(), settings, events };
@@ -223,6 +224,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // every sender is gone with the pool tasks: the printer prints what is left and ends
     let _ = tokio::time::timeout(Duration::from_secs(2), printer).await;
     served
+}
+
+/// The default `--log-dir` of a demo listening on `listen`: `<base>/demo-<port>`.
+fn demo_log_dir(base: &std::path::Path, listen: &str) -> std::path::PathBuf {
+    let port = listen.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).unwrap_or(0);
+    base.join(format!("demo-{port}"))
 }
 
 /// A signal came before the backends were ready: drain and return.
@@ -271,6 +278,14 @@ mod tests {
         let ballast_core::config::ProviderConfig::Process(p) = &c.pools[0].provider else { panic!("process provider") };
         assert_eq!(p.command, "/usr/bin/ballast");
         assert_eq!(p.args[..3], ["demo-backend", "--port", "{port}"]);
+    }
+
+    #[test]
+    fn the_default_log_dir_is_stable_per_listen_port() {
+        let base = std::path::Path::new("/state");
+        assert_eq!(demo_log_dir(base, "127.0.0.1:8080"), base.join("demo-8080"));
+        assert_eq!(demo_log_dir(base, "[::1]:9000"), base.join("demo-9000"));
+        assert_eq!(demo_log_dir(base, "127.0.0.1:0"), base.join("demo-0"));
     }
 
     #[test]

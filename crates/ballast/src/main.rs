@@ -36,9 +36,11 @@ enum Command {
         /// Worker threads (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
-        /// Where the stdout/stderr logs of autoscaled process instances go, one
-        /// directory per pool (default: a `ballast-<pid>` directory under the system
-        /// temp dir).
+        /// Where the stdout/stderr logs and the records of autoscaled process
+        /// instances go, one directory per pool; a restart with the same directory
+        /// stops what a killed ballast left running (default: one directory per config
+        /// file under `$STATE_DIRECTORY`, `$XDG_STATE_HOME/ballast` or
+        /// `~/.local/state/ballast`).
         #[arg(long)]
         log_dir: Option<PathBuf>,
     },
@@ -79,7 +81,8 @@ fn main() -> ExitCode {
 
 fn run_serve(path: PathBuf, threads: Option<usize>, log_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let config = config_file::load(&path).map_err(|errors| anyhow::anyhow!("{}", errors.join("\n")))?;
-    serve::run(&config, threads, Some(path), &log_dir.unwrap_or_else(serve::default_log_dir))
+    let log_dir = log_dir.unwrap_or_else(|| serve::config_log_dir(&serve::state_base(|v| std::env::var_os(v)), &path));
+    serve::run(&config, threads, Some(path), &log_dir)
 }
 
 fn run_proxy(args: one_liner::ProxyArgs) -> anyhow::Result<()> {

@@ -35,9 +35,36 @@ pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
 /// Events kept in memory by the controller.
 const EVENTS_KEPT: usize = 10_000;
 
-/// Where instance logs go when no `--log-dir` is given: `<tmp>/ballast-<pid>`.
+/// Where instance logs go for `ballast proxy` (fixed backends: it starts none).
 pub fn default_log_dir() -> PathBuf {
     std::env::temp_dir().join(format!("ballast-{}", std::process::id()))
+}
+
+/// Where ballast keeps state (instance logs and records) when no `--log-dir` is given:
+/// `$STATE_DIRECTORY` (the first entry of systemd's `StateDirectory=`), else
+/// `$XDG_STATE_HOME/ballast`, else `$HOME/.local/state/ballast`, else
+/// `<tmp>/ballast-state`. Relative values are ignored (the XDG rule). `env` reads a
+/// variable (`std::env::var_os` outside tests).
+pub fn state_base(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> PathBuf {
+    let absolute = |v: Option<std::ffi::OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
+    let systemd = env("STATE_DIRECTORY")
+        .and_then(|v| v.to_str().and_then(|s| s.split(':').next()).map(std::ffi::OsString::from));
+    absolute(systemd)
+        .or_else(|| absolute(env("XDG_STATE_HOME")).map(|p| p.join("ballast")))
+        .or_else(|| absolute(env("HOME")).map(|p| p.join(".local/state/ballast")))
+        .unwrap_or_else(|| std::env::temp_dir().join("ballast-state"))
+}
+
+/// The default `--log-dir` of `ballast serve --config PATH`: `<state base>/<file
+/// stem>-<16 hex digits of the xxh3 hash of the absolute PATH>`. The same for every run
+/// of one config, so a restarted ballast finds (and stops) the instances a killed one
+/// left running; different for two configs.
+pub fn config_log_dir(base: &Path, config: &Path) -> PathBuf {
+    let absolute = std::fs::canonicalize(config).unwrap_or_else(|_| std::path::absolute(config).unwrap_or(config.into()));
+    let hash = xxhash_rust::xxh3::xxh3_64(absolute.as_os_str().as_encoded_bytes());
+    let stem = config.file_stem().and_then(|s| s.to_str()).unwrap_or("config");
+    let stem: String = stem.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).take(32).collect();
+    base.join(format!("{}-{hash:016x}", stem.trim_start_matches('.')))
 }
 
 /// Runs the listeners of `config` on `threads` threads (default: one per core) until
@@ -191,5 +218,35 @@ async fn reload(fleet: &mut Fleet, path: &Path) {
             }
             tracing::error!("reload refused ({} error(s)); the running config keeps serving", errors.len());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_base_follows_systemd_then_xdg_then_home() {
+        let env = |vars: &'static [(&'static str, &'static str)]| move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.into());
+        const ALL: &[(&str, &str)] = &[("STATE_DIRECTORY", "/var/lib/ballast:/var/lib/other"), ("XDG_STATE_HOME", "/x/state"), ("HOME", "/home/op")];
+        assert_eq!(state_base(env(ALL)), PathBuf::from("/var/lib/ballast"));
+        assert_eq!(state_base(env(&ALL[1..])), PathBuf::from("/x/state/ballast"));
+        assert_eq!(state_base(env(&[("XDG_STATE_HOME", "relative/dir"), ("HOME", "/home/op")])), PathBuf::from("/home/op/.local/state/ballast"));
+        assert_eq!(state_base(env(&[("STATE_DIRECTORY", "")])), std::env::temp_dir().join("ballast-state"));
+        assert_eq!(state_base(env(&[])), std::env::temp_dir().join("ballast-state"));
+    }
+
+    #[test]
+    fn a_config_keeps_its_log_dir_across_runs_and_another_gets_its_own() {
+        let base = Path::new("/state");
+        let a = config_log_dir(base, Path::new("/etc/ballast/web.toml"));
+        assert_eq!(a, config_log_dir(base, Path::new("/etc/ballast/web.toml")), "stable");
+        assert_eq!(a.parent(), Some(base));
+        let name = a.file_name().and_then(|n| n.to_str()).expect("name");
+        assert!(name.starts_with("web-") && name.len() == "web-".len() + 16, "{name}");
+        assert_ne!(a, config_log_dir(base, Path::new("/etc/other/web.toml")), "same stem, other file");
+        let odd = config_log_dir(base, Path::new("/x/.. we!rd/$name.toml"));
+        assert_eq!(odd.parent(), Some(base), "one component: {odd:?}");
+        assert!(odd.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("name-")), "plain characters only: {odd:?}");
     }
 }

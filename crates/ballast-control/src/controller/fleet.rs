@@ -15,12 +15,18 @@
 //!   ([`PoolHandle::update`]) and the Prometheus poller restarted.
 //!
 //! [`Fleet::shutdown`] stops every task, which destroys every instance it started.
+//!
+//! [`Fleet::start`] also reaps what a previous ballast left running under the same log
+//! directory ([`reap_leftovers`]: instance records of replicas whose ballast was
+//! SIGKILLed); each reaped leftover is a `stopped` event, and process pools start their
+//! first instance only once the reaping is done.
 
 use super::seam::ProxySeam;
 use super::wire::{new_inbox, not_autoscaled, policy_metrics, probe_for, provider_for, spawn_pool, spawn_prometheus, Wiring};
-use super::{PoolHandle, PoolUpdate, PoolView, RolloutRequest};
+use super::{ControlEvent, EventKind, EventLog, PoolHandle, PoolUpdate, PoolView, RolloutRequest};
 use crate::metrics::inbox::MetricInbox;
 use crate::provider::logs::LogPolicy;
+use crate::provider::reap::{reap_leftovers, Outcome, ReapGate};
 use crate::provider::{ProcessProvider, Provider};
 use crate::rollout::RolloutLimits;
 use ballast_core::config::{Config, PoolConfig, ProviderConfig};
@@ -49,6 +55,8 @@ pub struct Fleet {
     seam: Arc<ProxySeam>,
     wiring: Wiring,
     pools: BTreeMap<String, Entry>,
+    /// Opens once the previous run's leftovers are reaped.
+    reaped: ReapGate,
 }
 
 impl Fleet {
@@ -56,7 +64,9 @@ impl Fleet {
     /// Returns the fleet and one note per pool that has a scaling section or a provider
     /// but is not autoscaled, or whose Prometheus poller cannot start.
     pub fn start(config: &Config, seam: Arc<ProxySeam>, wiring: Wiring) -> (Fleet, Vec<String>) {
-        let mut fleet = Fleet { seam, wiring, pools: BTreeMap::new() };
+        let (dir, events) = (wiring.log_dir.clone(), wiring.events.clone());
+        let reaped = ReapGate::after(async move { reaped_events(&reap_leftovers(&dir).await, &events) });
+        let mut fleet = Fleet { seam, wiring, pools: BTreeMap::new(), reaped };
         let mut notes = Vec::new();
         for pool in &config.pools {
             match not_autoscaled(pool) {
@@ -74,7 +84,8 @@ impl Fleet {
                 &pool.name,
                 p.clone(),
                 LogPolicy::in_dir(self.wiring.log_dir.join(&pool.name)),
-            ))),
+            )
+            .after_reaping(self.reaped.clone()))),
             _ => None,
         };
         let provider: Arc<dyn Provider> = match &process {
@@ -183,6 +194,25 @@ impl Fleet {
     pub async fn shutdown(self) {
         self.seam.close();
         futures_util::future::join_all(self.pools.into_values().map(stop)).await;
+    }
+}
+
+/// One `stopped` event per reaped leftover (failures too: the operator must know).
+fn reaped_events(outcomes: &[Outcome], events: &EventLog) {
+    for o in outcomes {
+        let (r, outcome) = match o {
+            Outcome::Reaped { record, how } => (record, how.clone()),
+            Outcome::Failed { record, reason } => (record, format!("not stopped: {reason}")),
+            Outcome::Gone { .. } | Outcome::Skipped { .. } => continue,
+        };
+        events.push(ControlEvent {
+            at: chrono::Utc::now(),
+            pool: r.pool.clone(),
+            kind: EventKind::Stopped,
+            reason: format!("reaped leftover instance {} (pid {}) from a previous run", r.instance, r.pid),
+            inputs: format!("port {}, started by ballast pid {}, command {:?}", r.port, r.owner_pid, r.command.join(" ")),
+            outcome,
+        });
     }
 }
 

@@ -3,7 +3,8 @@
 //! - [`StaticProvider`]: the fixed `[[pool.instance]]` list; balancing only, it cannot
 //!   create or destroy.
 //! - [`ProcessProvider`]: local child processes from a command template, logs captured
-//!   to rotating files, SIGTERM → grace → SIGKILL, exits reported for auto-healing.
+//!   to rotating files, SIGTERM → grace → SIGKILL, exits reported for auto-healing;
+//!   [`records`] and [`reap`] let a restarted ballast stop the replicas a crashed one left.
 //! - [`ExecProvider`]: the operator's create / destroy / list scripts exchanging JSON
 //!   (the contract is documented in [`exec`]); covers any cloud CLI.
 //! - [`FakeProvider`]: the test double, with scripted failures.
@@ -16,6 +17,8 @@ pub mod exec;
 pub mod fake;
 pub mod logs;
 pub mod process;
+pub mod reap;
+pub mod records;
 pub mod static_list;
 
 

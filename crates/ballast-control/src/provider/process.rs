@@ -8,13 +8,23 @@
 //! - A watcher task owns each child: it reports an exit on its own through
 //!   [`Provider::take_exits`] (crash detection) and, on `destroy`, stops the whole group
 //!   with SIGTERM, then SIGKILL after the grace period.
-//! - Dropping the provider (or the runtime) kills every child: none outlives ballast.
+//! - Each live instance has a record `<log dir>/<id>.pid` (pid, start time, port,
+//!   command: [`super::records`]), removed once the instance is stopped or seen
+//!   exiting, so a ballast restarted after a crash can stop what this one left running.
+//!   Ids whose record file still exists are skipped.
+//! - Dropping the provider (or the runtime) kills every child. Only a SIGKILL of
+//!   ballast itself leaves children behind: [`super::reap::reap_leftovers`] stops
+//!   them at the next start; with [`ProcessProvider::after_reaping`] the first instance
+//!   waits for that.
 
 use super::logs::{copy_into, LogPolicy, RotatingLog};
+use super::reap::ReapGate;
+use super::records::{self, InstanceRecord};
 use super::{BoxFuture, Exit, Instance, Provider, ProviderError};
 use crate::process::{ManagedProcess, ProcessSpec};
 use ballast_core::config::{expand_template, ProcessProvider as ProcessConfig};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -51,6 +61,8 @@ pub struct ProcessProvider {
     host: String,
     logs: LogPolicy,
     state: Arc<Mutex<State>>,
+    /// Reaping of a previous run's leftovers that the first instance waits for.
+    gate: Option<ReapGate>,
 }
 
 impl std::fmt::Debug for ProcessProvider {
@@ -68,7 +80,14 @@ impl ProcessProvider {
     /// `127.0.0.1`, logging under `logs`.
     pub fn new(pool: &str, config: ProcessConfig, logs: LogPolicy) -> Self {
         let templates = Mutex::new(Templates { current: config.clone(), all: BTreeMap::from([(0, config)]) });
-        ProcessProvider { pool: pool.into(), templates, host: "127.0.0.1".into(), logs, state: Default::default() }
+        ProcessProvider { pool: pool.into(), templates, host: "127.0.0.1".into(), logs, state: Default::default(), gate: None }
+    }
+
+    /// Makes every `create` wait until `gate` opens (the reaping of a previous run's
+    /// leftovers, which may still hold ports of the range).
+    pub fn after_reaping(mut self, gate: ReapGate) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     /// Registers template `version` (for a later [`Provider::use_template`]); replaces
@@ -101,23 +120,67 @@ impl ProcessProvider {
     }
 
     async fn start(&self) -> Result<Instance, ProviderError> {
+        if let Some(gate) = &self.gate {
+            gate.wait().await;
+        }
         let (id, port) = {
             let mut s = lock(&self.state);
             let used: Vec<u16> = s.running.values().map(|r| r.port).chain(s.reserved.iter().copied()).collect();
             let port = self.free_port(&used)?;
             s.reserved.push(port);
-            s.next += 1;
-            (format!("{}-{}", self.pool, s.next), port)
+            (self.next_id(&mut s), port)
         };
         let started = self.spawn(&id, port).await;
+        let ((child, instance), record) = match started {
+            Err(e) => {
+                lock(&self.state).reserved.retain(|p| *p != port);
+                return Err(e);
+            }
+            Ok((child, instance)) => match self.record(&id, child.pid(), port) {
+                Ok(record) => ((child, instance), record),
+                Err(e) => {
+                    // untracked, it could outlive a crash of ours: stop it instead
+                    let _ = child.stop(self.config().grace_period.0).await;
+                    lock(&self.state).reserved.retain(|p| *p != port);
+                    return Err(e);
+                }
+            },
+        };
         let mut s = lock(&self.state);
         s.reserved.retain(|p| *p != port);
-        let (child, instance) = started?;
         let (stop_tx, stop_rx) = oneshot::channel();
         let pid = child.pid();
         s.running.insert(id.clone(), Running { instance: instance.clone(), port, pid, stop: stop_tx });
-        tokio::spawn(watch(child, id, stop_rx, self.state.clone(), self.config().grace_period.0));
+        tokio::spawn(watch(child, id, record, stop_rx, self.state.clone(), self.config().grace_period.0));
         Ok(instance)
+    }
+
+    /// The next `<pool>-<n>` whose record file does not exist (a leftover that could
+    /// not be reaped keeps its record, and its id), looking at most 1000 ids ahead.
+    fn next_id(&self, s: &mut State) -> String {
+        for _ in 0..1000 {
+            s.next += 1;
+            let id = format!("{}-{}", self.pool, s.next);
+            if !records::record_path(&self.logs.dir, &id).exists() {
+                return id;
+            }
+        }
+        s.next += 1;
+        format!("{}-{}", self.pool, s.next)
+    }
+
+    /// Writes the record of child `pid`; None when it already exited.
+    fn record(&self, id: &str, pid: u32, port: u16) -> Result<Option<PathBuf>, ProviderError> {
+        let spec = self.spec(port, id);
+        let command = std::iter::once(spec.program.display().to_string())
+            .chain(spec.args.iter().map(|a| a.to_string_lossy().into_owned()))
+            .collect();
+        let Some(record) = InstanceRecord::of_child(&self.pool, id, pid, port, command, self.config().grace_period.0) else {
+            return Ok(None);
+        };
+        records::write(&self.logs.dir, &record)
+            .map(Some)
+            .map_err(|e| ProviderError::Failed { action: "create", reason: format!("cannot write the instance record: {e}") })
     }
 
     /// Opens the two logs, spawns the child and starts copying its output.
@@ -159,6 +222,7 @@ impl ProcessProvider {
 async fn watch(
     mut child: ManagedProcess,
     id: String,
+    record: Option<PathBuf>,
     stop: oneshot::Receiver<(Duration, StopReply)>,
     state: Arc<Mutex<State>>,
     default_grace: Duration,
@@ -184,10 +248,17 @@ async fn watch(
         }
         Why::Stop(grace, reply) => {
             let status = child.stop(grace).await.map_or_else(|e| e.to_string(), |s| s.to_string());
+            if let Some(path) = &record {
+                records::remove(path);
+            }
             if let Some(reply) = reply {
                 let _ = reply.send(status);
             }
+            return;
         }
+    }
+    if let Some(path) = &record {
+        records::remove(path);
     }
 }
 

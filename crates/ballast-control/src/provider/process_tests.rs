@@ -120,3 +120,53 @@ async fn spawn_failures_and_full_port_ranges_are_errors() {
     assert_eq!(err, ProviderError::NoFreePort { start: port, end: port });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn live_instances_have_records_removed_when_they_end() {
+    let root = temp("records");
+    let dir = root.join("rec"); // as a fleet lays it out: <log dir>/<pool>/
+    let p = ProcessProvider::new("rec", sh("exec sleep 30", &root), LogPolicy::in_dir(&dir));
+    let (a, b) = (p.create().await.expect("create"), p.create().await.expect("second"));
+    let record = records::read(&dir.join("rec-1.pid")).expect("a valid record");
+    assert_eq!((record.pool.as_str(), record.instance.as_str()), ("rec", "rec-1"));
+    assert_eq!(Some(record.pid), p.process_group(&a.id));
+    assert_eq!(record.pgid, record.pid, "each replica leads its group");
+    assert_eq!(record.owner_pid, std::process::id());
+    assert_eq!(a.address, format!("127.0.0.1:{}", record.port));
+    assert_eq!(record.command[0], "/bin/sh");
+    assert_eq!(record.grace_ms, 5000);
+    p.destroy(&a.id).await.expect("destroy");
+    assert!(!dir.join("rec-1.pid").exists(), "removed once stopped");
+    let pid = p.process_group(&b.id).expect("pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")), nix::sys::signal::Signal::SIGKILL).expect("kill");
+    until(10, "the crashed instance's record to go", || (!dir.join("rec-2.pid").exists()).then_some(())).await;
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[tokio::test]
+async fn an_id_whose_record_is_left_is_not_reused() {
+    let dir = temp("skip");
+    std::fs::write(dir.join("k-1.pid"), "a leftover that could not be stopped").expect("write");
+    let p = ProcessProvider::new("k", sh("exec sleep 30", &dir), LogPolicy::in_dir(&dir));
+    let i = p.create().await.expect("create");
+    assert_eq!(i.id, "k-2");
+    assert_eq!(std::fs::read_to_string(dir.join("k-1.pid")).expect("kept"), "a leftover that could not be stopped");
+    p.destroy(&i.id).await.expect("destroy");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn no_instance_starts_before_reaping_is_done() {
+    let dir = temp("gate");
+    let (open, opened) = oneshot::channel::<()>();
+    let gate = ReapGate::after(async move {
+        let _ = opened.await;
+    });
+    let p = ProcessProvider::new("g", sh("exec sleep 30", &dir), LogPolicy::in_dir(&dir)).after_reaping(gate);
+    assert!(tokio::time::timeout(Duration::from_millis(200), p.create()).await.is_err(), "waits while reaping");
+    assert!(p.list().await.expect("list").is_empty() && !dir.join("g-1.pid").exists(), "nothing started");
+    open.send(()).expect("open");
+    let i = p.create().await.expect("create once reaped");
+    p.destroy(&i.id).await.expect("destroy");
+    let _ = std::fs::remove_dir_all(&dir);
+}
