@@ -130,7 +130,7 @@ async fn demo_grows_under_load_and_shrinks_after_it() {
 }
 
 /// A `serve` config with one autoscaled pool of demo backends (fixed at `count`).
-fn serve_config(count: u32, ports: (u16, u16), args: &str) -> String {
+pub(crate) fn serve_config(count: u32, ports: (u16, u16), args: &str) -> String {
     let bin = ballast_bin();
     format!(
         r#"

@@ -4,44 +4,13 @@
 //! its own. Real processes, bounded waits; every process the test started is killed
 //! even when it fails.
 
-use ballast_tests::{ballast_bin, get, pids_in, process_gone, sigkill, temp_file, wait_gone, Stream, Watched};
+use ballast_tests::{get, pids_in, process_gone, sigkill, temp_file, wait_gone, Stream, Watched};
+use crate::autoscale::serve_config;
 use std::time::{Duration, Instant};
 
 /// One autoscaled pool `app` of two demo backends.
 fn config() -> String {
-    format!(
-        r#"
-[[balancer]]
-name = "web"
-listen = "127.0.0.1:0"
-access_log = "off"
-[[balancer.route]]
-path_prefix = "/"
-split = [{{ pool = "app" }}]
-
-[[pool]]
-name = "app"
-[pool.health]
-path = "/health"
-interval = "1s"
-timeout = "500ms"
-rise = 1
-[pool.provider]
-kind = "process"
-command = "{bin}"
-args = ["demo-backend", "--port", "{{port}}", "--name", "{{instance}}"]
-port_range = {{ start = 31700, end = 31799 }}
-grace_period = "2s"
-[pool.scaling]
-min = 2
-max = 2
-[[pool.scaling.policy]]
-kind = "target"
-metric = "concurrency"
-target = 10
-"#,
-        bin = ballast_bin().display()
-    )
+    serve_config(2, (31_700, 31_799), r#""demo-backend", "--port", "{port}", "--name", "{instance}""#)
 }
 
 /// Process groups killed (SIGKILL) on drop when still running: the replicas a failing
