@@ -17,7 +17,7 @@
 
 use super::PoolWindows;
 use ballast_core::autoscale::MetricKind;
-use ballast_core::balance::{BackendStats, HistogramSnapshot};
+use ballast_core::balance::{BackendStats, HistogramSnapshot, SparseSnapshot};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -131,13 +131,18 @@ struct Reading {
     requests: u64,
     failures: u64,
     at: Duration,
-    latency: HistogramSnapshot,
+    latency: SparseSnapshot,
 }
 
 impl ProxySampler {
     /// A sampler with no previous readings (the first sample has rps 0).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Bytes held between samples (the previous reading of every instance), roughly.
+    pub fn bytes_held(&self) -> usize {
+        self.last.iter().map(|(a, r)| a.capacity() + std::mem::size_of::<(String, Reading)>() + r.latency.heap_bytes()).sum()
     }
 
     /// Reads the stats of `addresses` of `pool` at `now` (the proxy clock's time, which
@@ -153,12 +158,13 @@ impl ProxySampler {
             let Some(stats) = lookup.stats(pool, address) else { continue };
             let (req, fail) = (stats.requests.load(Relaxed), stats.failures.load(Relaxed));
             let in_flight = stats.in_flight.load(Relaxed);
-            let reading = Reading { requests: req, failures: fail, at: now, latency: stats.latency.snapshot() };
+            let latency = stats.latency.snapshot();
+            let reading = Reading { requests: req, failures: fail, at: now, latency: latency.sparse() };
             let (d_req, d_fail, rps, interval) = match self.last.get(address) {
                 Some(prev) => {
                     let (dr, df) = (req.saturating_sub(prev.requests), fail.saturating_sub(prev.failures));
                     let secs = now.saturating_sub(prev.at).as_secs_f64();
-                    (dr, df, if secs > 0.0 { dr as f64 / secs } else { 0.0 }, reading.latency.delta_since(&prev.latency))
+                    (dr, df, if secs > 0.0 { dr as f64 / secs } else { 0.0 }, latency.delta_since_sparse(&prev.latency))
                 }
                 None => (0, 0, 0.0, HistogramSnapshot::default()),
             };

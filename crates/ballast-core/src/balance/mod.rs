@@ -71,7 +71,7 @@ pub use estimate::{
 };
 pub use hash::VNODES;
 pub use histogram::{
-    histogram_bucket_bounds, HistogramSnapshot, LatencyHistogram, HISTOGRAM_BUCKETS, HISTOGRAM_RELATIVE_ERROR,
+    histogram_bucket_bounds, HistogramSnapshot, LatencyHistogram, SparseSnapshot, HISTOGRAM_BUCKETS, HISTOGRAM_RELATIVE_ERROR,
 };
 pub use stats::{
     BackendStats, MIN_SLOW_START_FACTOR, PEAK_EWMA_DECAY, PEAK_EWMA_DEFAULT_RTT,
