@@ -11,10 +11,14 @@
 #   4. hetero5: the same with the slow backend 5 ms late.
 #   5. guarded: hetero through `ballast serve` with health checks, outlier detection,
 #      circuit breakers and the retry budget on (bench/ballast-guarded.sh).
+#   6. homog: 3 equal backends (the main case, HTTP/1.1), ballast round-robin then adaptive,
+#      1 thread; prints adaptive's RPS over round-robin's (the adaptive algorithm must not
+#      cost more than 5% where there is nothing to adapt to).
+#   The slow backend recovering mid-run is bench/recovery.sh (the harness cannot do it).
 # Each row reports RPS, p50, p90, p99 and the proxy's peak RSS; `ratio` columns compare
 # ballast with HAProxy of the same thread count in the same invocation.
 #
-# Usage: bench/peers.sh [main1|main2|hetero|hetero5|guarded|all]   (default all; ~10 min)
+# Usage: bench/peers.sh [main1|main2|hetero|hetero5|guarded|homog|all]   (default all; ~12 min)
 # Knobs: DURATION, CONNS, SLOW_MS, ... pass through to bench.sh. BALLAST=path/to/binary
 # (default: builds target/release/ballast). OUT (default target/bench-peers/<stamp>).
 set -euo pipefail
@@ -77,14 +81,41 @@ run_guarded() {
     PROXY_CMD="exec $ROOT/bench/ballast-guarded.sh" OUT=$OUT/guarded "$HARNESS" hetero
 }
 
+# Equal backends: round-robin, then adaptive, same harness settings; prints the RPS ratio.
+run_homog() {
+  local pol
+  for pol in round-robin adaptive; do
+    PEERS= H2=0 PROXY_NAME=ballast-$pol PROXY_POLICIES=$pol PROXY_CMD=$CMD \
+      OUT=$OUT/homog-$pol "$HARNESS" main
+  done
+}
+
+# "homog: adaptive/round-robin rps = R" from the two homog summaries.
+homog_ratio() {
+  python3 - "$OUT" <<'PY'
+import csv, os, sys
+rps = {}
+for pol in ("round-robin", "adaptive"):
+    path = os.path.join(sys.argv[1], f"homog-{pol}", "summary.tsv")
+    for r in csv.DictReader(open(path), delimiter="\t"):
+        if r["row"].startswith("ballast"):
+            rps[pol] = float(r["rps"])
+if len(rps) == 2 and rps["round-robin"] > 0:
+    print(f"homog: adaptive/round-robin rps = {rps['adaptive'] / rps['round-robin']:.3f} "
+          f"({rps['adaptive']:.0f} vs {rps['round-robin']:.0f})")
+PY
+}
+
 case $WHAT in
   main1) run_main 1 ;;
   main2) run_main 2 ;;
   hetero) run_hetero ;;
   hetero5) SLOW_MS=5 run_hetero hetero5 ;;
   guarded) run_guarded ;;
-  all) run_main 1; run_main 2; run_hetero; SLOW_MS=5 run_hetero hetero5; run_guarded ;;
-  *) echo "usage: $0 [main1|main2|hetero|hetero5|guarded|all]" >&2; exit 2 ;;
+  homog) run_homog ;;
+  all) run_main 1; run_main 2; run_hetero; SLOW_MS=5 run_hetero hetero5; run_guarded; run_homog ;;
+  *) echo "usage: $0 [main1|main2|hetero|hetero5|guarded|homog|all]" >&2; exit 2 ;;
 esac
 
 python3 "$ROOT/bench/peers_report.py" "$OUT" | tee "$OUT/report.txt"
+if [[ $WHAT == homog || $WHAT == all ]]; then homog_ratio | tee -a "$OUT/report.txt"; fi
