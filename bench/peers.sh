@@ -11,9 +11,10 @@
 #   4. hetero5: the same with the slow backend 5 ms late.
 #   5. guarded: hetero through `ballast serve` with health checks, outlier detection,
 #      circuit breakers and the retry budget on (bench/ballast-guarded.sh).
-#   6. homog: 3 equal backends (the main case, HTTP/1.1), ballast round-robin then adaptive,
-#      1 thread; prints adaptive's RPS over round-robin's (the adaptive algorithm must not
-#      cost more than 5% where there is nothing to adapt to).
+#   6. homog: 3 equal backends (the main case, HTTP/1.1), ballast round-robin and adaptive
+#      alternately (HOMOG_PAIRS pairs, default 3), 1 thread; prints adaptive's RPS over
+#      round-robin's per pair and the median (adaptive must not cost more than 5% where
+#      there is nothing to adapt to).
 #   The slow backend recovering mid-run is bench/recovery.sh (the harness cannot do it).
 # Each row reports RPS, p50, p90, p99 and the proxy's peak RSS; `ratio` columns compare
 # ballast with HAProxy of the same thread count in the same invocation.
@@ -81,28 +82,36 @@ run_guarded() {
     PROXY_CMD="exec $ROOT/bench/ballast-guarded.sh" OUT=$OUT/guarded "$HARNESS" hetero
 }
 
-# Equal backends: round-robin, then adaptive, same harness settings; prints the RPS ratio.
+# Equal backends: round-robin and adaptive alternately, HOMOG_PAIRS times (default 3),
+# same harness settings; prints each pair's RPS ratio and their median. Pairs, because
+# the machine's speed drifts between harness invocations by more than the 5% looked for.
 run_homog() {
-  local pol
-  for pol in round-robin adaptive; do
-    PEERS= H2=0 PROXY_NAME=ballast-$pol PROXY_POLICIES=$pol PROXY_CMD=$CMD \
-      OUT=$OUT/homog-$pol "$HARNESS" main
+  local k pol
+  for ((k = 1; k <= ${HOMOG_PAIRS:-3}; k++)); do
+    for pol in round-robin adaptive; do
+      PEERS= H2=0 PROXY_NAME=ballast-$pol PROXY_POLICIES=$pol PROXY_CMD=$CMD \
+        OUT=$OUT/homog$k-$pol "$HARNESS" main
+    done
   done
 }
 
-# "homog: adaptive/round-robin rps = R" from the two homog summaries.
+# "homog: adaptive/round-robin rps ..." from the homog summaries.
 homog_ratio() {
   python3 - "$OUT" <<'PY'
-import csv, os, sys
-rps = {}
-for pol in ("round-robin", "adaptive"):
-    path = os.path.join(sys.argv[1], f"homog-{pol}", "summary.tsv")
-    for r in csv.DictReader(open(path), delimiter="\t"):
-        if r["row"].startswith("ballast"):
-            rps[pol] = float(r["rps"])
-if len(rps) == 2 and rps["round-robin"] > 0:
-    print(f"homog: adaptive/round-robin rps = {rps['adaptive'] / rps['round-robin']:.3f} "
-          f"({rps['adaptive']:.0f} vs {rps['round-robin']:.0f})")
+import csv, glob, os, statistics, sys
+ratios = []
+for rr in sorted(glob.glob(os.path.join(sys.argv[1], "homog*-round-robin"))):
+    rps = {}
+    for pol in ("round-robin", "adaptive"):
+        path = os.path.join(rr.removesuffix("-round-robin") + f"-{pol}", "summary.tsv")
+        for r in csv.DictReader(open(path), delimiter="\t"):
+            if r["row"].startswith("ballast"):
+                rps[pol] = float(r["rps"])
+    if len(rps) == 2 and rps["round-robin"] > 0:
+        ratios.append(rps["adaptive"] / rps["round-robin"])
+        print(f"homog pair {len(ratios)}: adaptive {rps['adaptive']:.0f} / round-robin {rps['round-robin']:.0f} = {ratios[-1]:.3f}")
+if ratios:
+    print(f"homog: adaptive/round-robin rps, median of {len(ratios)} pairs = {statistics.median(ratios):.3f}")
 PY
 }
 

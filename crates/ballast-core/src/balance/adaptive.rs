@@ -12,9 +12,12 @@
 //!   neighbours and queueing that RIF alone cannot see. It lags, which RIF makes up for.
 //!
 //! The **hot-cold rule** combines them lexicographically: a candidate whose RIF is above a
-//! quantile ([`HOT_RIF_QUANTILE`]) of the pool's RIF distribution is *hot* (about to queue,
-//! whatever its last latency said); among the *cold* ones the lowest latency estimate
-//! wins; if every candidate is hot, the lowest RIF wins. Candidates are a few random
+//! quantile ([`HOT_RIF_QUANTILE`], interpolated so that it means something in a pool of
+//! three) of the pool's RIF distribution is *hot* (about to queue, whatever its last
+//! latency said); among the *cold* ones the lowest latency estimate wins; if every
+//! candidate is hot, the lowest RIF wins. The hot rule is also what stops herding: a
+//! backend that is clearly the fastest (say one that just recovered) takes every pick
+//! only until its RIF rises above the others', then it is hot and they share. Candidates are a few random
 //! backends ([`ADAPTIVE_CHOICES`], the power of d choices): sampling keeps a pick O(1) and
 //! spreads concurrent picks instead of herding them onto one "best" backend.
 //!
