@@ -156,7 +156,10 @@ fn the_hot_quantile_is_interpolated_so_small_pools_have_a_hot_backend() {
     }
     let counts = histogram(&b, 300, 9);
     assert_eq!(counts[0], 0, "{counts:?}");
-    assert_eq!(counts[1], 300, "cold ones equal in latency: the less loaded {counts:?}");
+    assert_eq!(
+        counts[1], 300,
+        "cold ones equal in latency: the less loaded {counts:?}"
+    );
 }
 
 #[test]

@@ -103,7 +103,8 @@ impl Average {
             let w = 1.0 - (-(gap as f64) / ESTIMATE_WINDOW.as_nanos() as f64).exp();
             prev as f64 + w.max(ESTIMATE_MIN_WEIGHT) * (sample_ns - prev as f64)
         };
-        self.ns.store((next.round() as u64).max(1), Ordering::Relaxed);
+        self.ns
+            .store((next.round() as u64).max(1), Ordering::Relaxed);
         self.at_ns.store(now_ns, Ordering::Relaxed);
     }
 
@@ -259,16 +260,26 @@ mod tests {
         assert_eq!(l.estimate(now, 3), None);
         steady_run(&l, now, ESTIMATE_TRUST_SPAN, 20, 9 * MS);
         assert_eq!(l.estimate(now, 25), Some(9 * MS), "steady level 16-31");
-        assert_eq!(l.estimate(now, 3), Some(9 * MS), "level 2-3 never seen: overall");
+        assert_eq!(
+            l.estimate(now, 3),
+            Some(9 * MS),
+            "level 2-3 never seen: overall"
+        );
         l.observe(now, 3, MS, true, true);
         let overall = l.estimate(now, 3).expect("sampled");
-        assert!(overall > 8 * MS, "one sample is not steady: overall {overall:?}");
+        assert!(
+            overall > 8 * MS,
+            "one sample is not steady: overall {overall:?}"
+        );
         let later = now + ESTIMATE_TRUST_SPAN;
         steady_run(&l, later, ESTIMATE_TRUST_SPAN - MS, 3, MS);
         assert_eq!(l.estimate(later, 3), Some(MS), "now steady");
         let idle = later + ESTIMATE_WINDOW + MS;
         let overall = l.estimate(idle, 3).expect("sampled");
-        assert!(overall > MS && overall < 9 * MS, "not updated lately: overall {overall:?}");
+        assert!(
+            overall > MS && overall < 9 * MS,
+            "not updated lately: overall {overall:?}"
+        );
     }
 
     #[test]
@@ -281,7 +292,10 @@ mod tests {
             l.observe(hiccup, 40, 6 * MS, true, true);
         }
         let est = l.estimate(hiccup, 40).expect("sampled");
-        assert!(est < 2 * MS, "level 32-63 is one burst: overall, barely moved: {est:?}");
+        assert!(
+            est < 2 * MS,
+            "level 32-63 is one burst: overall, barely moved: {est:?}"
+        );
     }
 
     #[test]
@@ -292,12 +306,18 @@ mod tests {
         l.observe(t, 1, 20 * MS, true, true);
         l.observe(t, 1, 4 * MS, true, true);
         let same_instant = 20.0 - 16.0 * ESTIMATE_MIN_WEIGHT;
-        assert!((ms(l.estimate(t, 1)) - same_instant).abs() < 1e-3, "minimum weight");
+        assert!(
+            (ms(l.estimate(t, 1)) - same_instant).abs() < 1e-3,
+            "minimum weight"
+        );
         let later = t + ESTIMATE_WINDOW;
         l.observe(later, 1, 4 * MS, true, true);
         let w = 1.0 - (-1.0f64).exp();
         let expect = same_instant - (same_instant - 4.0) * w;
-        assert!((ms(l.estimate(later, 1)) - expect).abs() < 1e-3, "one window: 63%");
+        assert!(
+            (ms(l.estimate(later, 1)) - expect).abs() < 1e-3,
+            "one window: 63%"
+        );
         let stale = later + ESTIMATE_MAX_AGE;
         l.observe(stale, 1, 3 * MS, true, true);
         assert_eq!(
