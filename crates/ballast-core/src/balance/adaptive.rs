@@ -24,10 +24,11 @@
 //! Adaptations for a proxy that sees all of its own traffic:
 //! - RIF is exact (the proxy's own in-flight counter), weighted like least-request:
 //!   `(in_flight + 1) / effective_weight`, so weights and slow start count.
-//! - Latency estimates come from the proxy's responses, kept per RIF level (`estimate`),
-//!   plus probes sent off the request path to backends without recent traffic, so a slow
-//!   backend that stopped getting requests is still measured and wins its share back
-//!   once it answers fast again.
+//! - Latency estimates come from the proxy's responses, averaged over time (50 ms) per
+//!   RIF level and overall; a level answers only while it is steady, else the overall
+//!   average does (`estimate`). Plus probes sent off the request path to backends without
+//!   recent traffic, so a slow backend that stopped getting requests is still measured
+//!   and wins its share back once it answers fast again.
 //! - Latencies within [`LATENCY_MARGIN`] (plus [`LATENCY_SLACK`]) of the best cold one
 //!   count as equal and the lowest RIF among them wins: measurement noise between equal
 //!   backends must not decide, load should.
