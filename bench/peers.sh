@@ -11,10 +11,15 @@
 #   4. hetero5: the same with the slow backend 5 ms late.
 #   5. guarded: hetero through `ballast serve` with health checks, outlier detection,
 #      circuit breakers and the retry budget on (bench/ballast-guarded.sh).
+#   6. homog: 3 equal backends (the main case, HTTP/1.1), ballast round-robin and adaptive
+#      alternately (HOMOG_PAIRS pairs, default 3), 1 thread; prints adaptive's RPS over
+#      round-robin's per pair and the median (adaptive must not cost more than 5% where
+#      there is nothing to adapt to).
+#   The slow backend recovering mid-run is bench/recovery.sh (the harness cannot do it).
 # Each row reports RPS, p50, p90, p99 and the proxy's peak RSS; `ratio` columns compare
 # ballast with HAProxy of the same thread count in the same invocation.
 #
-# Usage: bench/peers.sh [main1|main2|hetero|hetero5|guarded|all]   (default all; ~10 min)
+# Usage: bench/peers.sh [main1|main2|hetero|hetero5|guarded|homog|all]   (default all; ~12 min)
 # Knobs: DURATION, CONNS, SLOW_MS, ... pass through to bench.sh. BALLAST=path/to/binary
 # (default: builds target/release/ballast). OUT (default target/bench-peers/<stamp>).
 set -euo pipefail
@@ -77,14 +82,49 @@ run_guarded() {
     PROXY_CMD="exec $ROOT/bench/ballast-guarded.sh" OUT=$OUT/guarded "$HARNESS" hetero
 }
 
+# Equal backends: round-robin and adaptive alternately, HOMOG_PAIRS times (default 3),
+# same harness settings; prints each pair's RPS ratio and their median. Pairs, because
+# the machine's speed drifts between harness invocations by more than the 5% looked for.
+run_homog() {
+  local k pol
+  for ((k = 1; k <= ${HOMOG_PAIRS:-3}; k++)); do
+    for pol in round-robin adaptive; do
+      PEERS= H2=0 PROXY_NAME=ballast-$pol PROXY_POLICIES=$pol PROXY_CMD=$CMD \
+        OUT=$OUT/homog$k-$pol "$HARNESS" main
+    done
+  done
+}
+
+# "homog: adaptive/round-robin rps ..." from the homog summaries.
+homog_ratio() {
+  python3 - "$OUT" <<'PY'
+import csv, glob, os, statistics, sys
+ratios = []
+for rr in sorted(glob.glob(os.path.join(sys.argv[1], "homog*-round-robin"))):
+    rps = {}
+    for pol in ("round-robin", "adaptive"):
+        path = os.path.join(rr.removesuffix("-round-robin") + f"-{pol}", "summary.tsv")
+        for r in csv.DictReader(open(path), delimiter="\t"):
+            if r["row"].startswith("ballast"):
+                rps[pol] = float(r["rps"])
+    if len(rps) == 2 and rps["round-robin"] > 0:
+        ratios.append(rps["adaptive"] / rps["round-robin"])
+        print(f"homog pair {len(ratios)}: adaptive {rps['adaptive']:.0f} / round-robin {rps['round-robin']:.0f} = {ratios[-1]:.3f}")
+if ratios:
+    print(f"homog: adaptive/round-robin rps, median of {len(ratios)} pairs = {statistics.median(ratios):.3f}")
+PY
+}
+
 case $WHAT in
   main1) run_main 1 ;;
   main2) run_main 2 ;;
   hetero) run_hetero ;;
   hetero5) SLOW_MS=5 run_hetero hetero5 ;;
   guarded) run_guarded ;;
-  all) run_main 1; run_main 2; run_hetero; SLOW_MS=5 run_hetero hetero5; run_guarded ;;
-  *) echo "usage: $0 [main1|main2|hetero|hetero5|guarded|all]" >&2; exit 2 ;;
+  homog) run_homog ;;
+  all) run_main 1; run_main 2; run_hetero; SLOW_MS=5 run_hetero hetero5; run_guarded; run_homog ;;
+  *) echo "usage: $0 [main1|main2|hetero|hetero5|guarded|homog|all]" >&2; exit 2 ;;
 esac
 
 python3 "$ROOT/bench/peers_report.py" "$OUT" | tee "$OUT/report.txt"
+if [[ $WHAT == homog || $WHAT == all ]]; then homog_ratio | tee -a "$OUT/report.txt"; fi

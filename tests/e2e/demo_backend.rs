@@ -43,3 +43,68 @@ async fn bad_knobs_are_refused_naming_the_flag() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--error-rate") && err.contains("out of range"), "{err}");
 }
+
+/// Polls `/stats` until `requests` reaches `want` (the counter moves when a response is
+/// sent, which the client may see a moment before the server counts it).
+async fn served(b: &ballast_tests::Running, want: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = get(&b.url("/stats")).await.expect("stats");
+        assert_eq!(r.status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).expect("stats is JSON");
+        let n = v["requests"].as_u64().expect("requests is a count");
+        if n >= want || Instant::now() > deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn stats_counts_served_requests_but_not_health_or_stats() {
+    let b = start_backend("counted", &[]).await;
+    assert_eq!(served(&b, 0).await, 0);
+    for _ in 0..3 {
+        get(&b.url("/work")).await.expect("get");
+    }
+    get(&b.url("/health")).await.expect("health");
+    assert_eq!(served(&b, 3).await, 3);
+    assert_eq!(served(&b, 3).await, 3, "reading /stats is not counted");
+}
+
+#[tokio::test]
+async fn slow_for_ends_the_latency_after_the_window() {
+    let b = start_backend("recovers", &["--latency", "300ms", "--slow-for", "2s"]).await;
+    let t = Instant::now();
+    get(&b.url("/")).await.expect("get");
+    let first = t.elapsed();
+    assert!(first >= Duration::from_millis(300), "slow at first: {first:?}");
+    // Bounded wait for the recovery: once the window is over a request is fast.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = Instant::now();
+        get(&b.url("/")).await.expect("get");
+        if t.elapsed() < Duration::from_millis(300) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still slow long after --slow-for 2s");
+    }
+}
+
+#[tokio::test]
+async fn bad_slow_for_is_refused_naming_the_flag() {
+    for (knobs, expect) in [
+        (&["--latency", "5ms", "--slow-for", "soon"][..], "--slow-for"),
+        (&["--latency", "5ms", "--slow-for", "0s"][..], "zero"),
+        (&["--slow-for", "5s"][..], "needs --latency"),
+    ] {
+        let out = std::process::Command::new(ballast_tests::ballast_bin())
+            .arg("demo-backend")
+            .args(knobs)
+            .output()
+            .expect("run");
+        assert!(!out.status.success(), "{knobs:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--slow-for") && err.contains(expect), "{knobs:?}: {err}");
+    }
+}

@@ -12,19 +12,23 @@
 //!   neighbours and queueing that RIF alone cannot see. It lags, which RIF makes up for.
 //!
 //! The **hot-cold rule** combines them lexicographically: a candidate whose RIF is above a
-//! quantile ([`HOT_RIF_QUANTILE`]) of the pool's RIF distribution is *hot* (about to queue,
-//! whatever its last latency said); among the *cold* ones the lowest latency estimate
-//! wins; if every candidate is hot, the lowest RIF wins. Candidates are a few random
+//! quantile ([`HOT_RIF_QUANTILE`], interpolated so that it means something in a pool of
+//! three) of the pool's RIF distribution is *hot* (about to queue, whatever its last
+//! latency said); among the *cold* ones the lowest latency estimate wins; if every
+//! candidate is hot, the lowest RIF wins. The hot rule is also what stops herding: a
+//! backend that is clearly the fastest (say one that just recovered) takes every pick
+//! only until its RIF rises above the others', then it is hot and they share. Candidates are a few random
 //! backends ([`ADAPTIVE_CHOICES`], the power of d choices): sampling keeps a pick O(1) and
 //! spreads concurrent picks instead of herding them onto one "best" backend.
 //!
 //! Adaptations for a proxy that sees all of its own traffic:
 //! - RIF is exact (the proxy's own in-flight counter), weighted like least-request:
 //!   `(in_flight + 1) / effective_weight`, so weights and slow start count.
-//! - Latency estimates come from the proxy's responses, kept per RIF level (`estimate`),
-//!   plus probes sent off the request path to backends without recent traffic, so a slow
-//!   backend that stopped getting requests is still measured and wins its share back
-//!   once it answers fast again.
+//! - Latency estimates come from the proxy's responses, averaged over time (50 ms) per
+//!   RIF level and overall; a level answers only while it is steady, else the overall
+//!   average does (`estimate`). Plus probes sent off the request path to backends without
+//!   recent traffic, so a slow backend that stopped getting requests is still measured
+//!   and wins its share back once it answers fast again.
 //! - Latencies within [`LATENCY_MARGIN`] (plus [`LATENCY_SLACK`]) of the best cold one
 //!   count as equal and the lowest RIF among them wins: measurement noise between equal
 //!   backends must not decide, load should.
@@ -48,7 +52,7 @@ use std::time::Duration;
 /// hot ones rare.
 pub const ADAPTIVE_CHOICES: usize = 3;
 
-/// A candidate is hot when its load is above this quantile (nearest rank) of the loads
+/// A candidate is hot when its load is above this quantile (interpolated) of the loads
 /// of the pool (up to 8 sampled backends). Prequal runs it in 0.6–0.9.
 pub const HOT_RIF_QUANTILE: f64 = 0.75;
 
@@ -167,7 +171,7 @@ fn candidates(view: &View<'_>, rng: &mut Rng, buf: &mut [usize; ADAPTIVE_CHOICES
     k
 }
 
-/// The load above which a candidate is hot: the [`HOT_RIF_QUANTILE`] (nearest rank) of
+/// The load above which a candidate is hot: the [`HOT_RIF_QUANTILE`] (interpolated) of
 /// the loads of every allowed backend (pools up to 8) or of 8 random draws (larger
 /// pools). Infinite when nothing was sampled.
 fn hot_threshold(view: &View<'_>, rng: &mut Rng) -> f64 {
@@ -188,7 +192,17 @@ fn hot_threshold(view: &View<'_>, rng: &mut Rng) -> f64 {
     if m == 0 {
         return f64::INFINITY;
     }
-    let loads = &mut loads[..m];
-    let rank = ((HOT_RIF_QUANTILE * m as f64).ceil() as usize).clamp(1, m);
-    *loads.select_nth_unstable_by(rank - 1, f64::total_cmp).1
+    quantile(&mut loads[..m], HOT_RIF_QUANTILE)
+}
+
+/// The `q` quantile of `values` (not empty), interpolated linearly between the two
+/// nearest ranks. Interpolated rather than nearest-rank because pools are often tiny:
+/// with 3 backends the nearest-rank 75th percentile is the maximum, nothing is ever above
+/// it, and the hot rule would never fire; interpolated, the busiest of three is hot as
+/// soon as it is busier than the midpoint of the two busiest.
+pub(super) fn quantile(values: &mut [f64], q: f64) -> f64 {
+    values.sort_unstable_by(f64::total_cmp);
+    let pos = q.clamp(0.0, 1.0) * (values.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    values[lo] + (pos - lo as f64) * (values[hi] - values[lo])
 }

@@ -3,7 +3,7 @@
 //! and avoiding a slow backend while keeping it probed. The end-to-end dynamics are in
 //! `adaptive_sim.rs`.
 
-use super::adaptive::{choose, Candidate};
+use super::adaptive::{choose, quantile, Candidate};
 use super::tests::{nth_rand, pool};
 use super::*;
 use proptest::prelude::*;
@@ -140,6 +140,26 @@ fn hot_cold_rule_cases() {
     for case in cases {
         assert_eq!(choose(&case.entries), case.expect, "{}", case.name);
     }
+}
+
+#[test]
+fn the_hot_quantile_is_interpolated_so_small_pools_have_a_hot_backend() {
+    assert_eq!(quantile(&mut [7.0], 0.75), 7.0);
+    assert_eq!(quantile(&mut [33.0, 2.0, 31.0], 0.75), 32.0);
+    assert_eq!(quantile(&mut [1.0, 2.0, 3.0, 4.0, 5.0], 0.75), 4.0);
+    assert_eq!(quantile(&mut [1.0, 2.0, 3.0, 4.0], 0.75), 3.25);
+    // Three equal-latency backends, one piled on: it is hot and the other two share.
+    let b = adaptive(&[1; 3], BalanceOptions::default());
+    (0..3).for_each(|i| measure(&b, i, MS));
+    for (i, rif) in [(0, 40), (1, 10), (2, 11)] {
+        b.stats(i).in_flight.store(rif, Ordering::Relaxed);
+    }
+    let counts = histogram(&b, 300, 9);
+    assert_eq!(counts[0], 0, "{counts:?}");
+    assert_eq!(
+        counts[1], 300,
+        "cold ones equal in latency: the less loaded {counts:?}"
+    );
 }
 
 #[test]

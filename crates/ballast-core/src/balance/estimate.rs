@@ -5,15 +5,31 @@
 //! already working on: the same replica answers in 1 ms at 2 in flight and in 15 ms at 40.
 //! One number per replica mixes those regimes and lags behind every change of load, so
 //! each backend keeps one estimate per RIF level (0, 1, 2–3, 4–7, ... 64+) and a pick
-//! asks "how fast will it answer at the RIF it will have with this request?". A level
-//! that has no recent sample borrows from the nearest level that has one.
+//! asks "how fast will it answer at the RIF it will have with this request?".
 //!
-//! Each level is an exponentially weighted average that adapts fast: a new sample weighs
-//! at least [`ESTIMATE_SAMPLE_WEIGHT`], more when the level has not been updated for a
-//! while (`1 - exp(-gap / ESTIMATE_MAX_AGE)`), and replaces a stale estimate (older than
-//! [`ESTIMATE_MAX_AGE`]) outright: a level last seen while the backend was slow must not
-//! hold a recovered backend back. A failure counts as twice the current estimate (at least the
-//! latency it took): a backend that fails fast must not look like the fastest one.
+//! A level is trusted only while it is *steady*: its samples span at least
+//! [`ESTIMATE_TRUST_SPAN`] and the last one is recent. Otherwise the backend's overall
+//! average (every sample, whatever its RIF: its recent latency at the load it has been
+//! running at) answers. Without that rule a level visited rarely (a backend whose RIF
+//! crossed into it once, during a hiccup) holds one unlucky sample, the backend looks
+//! slow whenever its RIF is at that level, is avoided, and never gets the traffic that
+//! would correct the number: a lock-out that lasted until the level went stale.
+//!
+//! Each average is over *time*, not over a number of samples: a new sample
+//! weighs `1 - exp(-gap / ESTIMATE_WINDOW)`, `gap` being the time since the level's last
+//! update (at least [`ESTIMATE_MIN_WEIGHT`]), so an average keeps roughly the last
+//! [`ESTIMATE_WINDOW`] (50 ms) of its history however many samples that is. Why time:
+//! a busy backend answers tens of thousands of requests a second, and a per-sample weight
+//! (say 1/4) would make its estimate the mean of its last handful of answers; one hiccup
+//! of the proxy itself (a few milliseconds in which every answer waits) then makes every
+//! busy backend look as slow as a backend that really is slow, and traffic flows to the
+//! slow one exactly when it hurts most. Over 50 ms such a hiccup is a small bump. A
+//! sparse level (a backend that gets few requests, or only probes every 100 ms) still
+//! follows its samples quickly, because each of them comes after a long gap. An estimate
+//! older than [`ESTIMATE_MAX_AGE`] is replaced outright: an average last updated while the
+//! backend was slow must not hold a recovered backend back. A failure counts as twice the
+//! current estimate (at least the latency it took): a backend that fails fast must not
+//! look like the fastest one.
 //!
 //! Probes: a backend that gets no real traffic (because it is slow, or new) would keep a
 //! stale estimate forever, so the proxy sends it a lightweight request from a background
@@ -30,9 +46,21 @@ use std::time::Duration;
 /// Number of RIF levels: 0, 1, 2–3, 4–7, 8–15, 16–31, 32–63 and 64 or more.
 pub const RIF_LEVELS: usize = 8;
 
-/// Smallest weight of a new sample in a level's average (0.25: four fresh samples replace
-/// about 70% of an old estimate).
-pub const ESTIMATE_SAMPLE_WEIGHT: f64 = 0.25;
+/// Time constant of a level's average: a sample `gap` after the previous one weighs
+/// `1 - exp(-gap / ESTIMATE_WINDOW)`. 50 ms: long enough to smooth over a hiccup of a few
+/// milliseconds, short against the 100 ms probe interval (a probe result after 100 ms
+/// of silence weighs 86%).
+pub const ESTIMATE_WINDOW: Duration = Duration::from_millis(50);
+
+/// Smallest weight of a sample (1/500), so that a burst of answers in the same instant
+/// still counts a little.
+pub const ESTIMATE_MIN_WEIGHT: f64 = 0.002;
+
+/// A RIF level's own average is used only when its samples span at least this long
+/// (and the last is at most [`ESTIMATE_WINDOW`] old); otherwise the backend's overall
+/// average stands in. 25 ms: a burst of answers released together by one hiccup spans
+/// nothing, so it cannot make a level that is rarely visited look slow for a second.
+pub const ESTIMATE_TRUST_SPAN: Duration = Duration::from_millis(25);
 
 /// Age past which a level's estimate is stale: a pick prefers any fresh level, and the
 /// next sample at that level replaces it. 1 s.
@@ -51,13 +79,61 @@ pub fn rif_level(rif: u32) -> usize {
     }
 }
 
-/// Per-backend latency estimates by RIF level and probe bookkeeping (all atomics).
+/// One time-weighted average (see the module doc), all atomics.
+#[derive(Debug, Default)]
+struct Average {
+    /// The average in nanoseconds; 0 means no sample yet.
+    ns: AtomicU64,
+    /// When it was last updated (ns on the caller's origin).
+    at_ns: AtomicU64,
+    /// When its current run of samples began: the first sample, or the first after it
+    /// went stale.
+    since_ns: AtomicU64,
+}
+
+impl Average {
+    /// Folds `sample_ns` observed at `now_ns` (> 0).
+    fn fold(&self, now_ns: u64, sample_ns: f64) {
+        let prev = self.ns.load(Ordering::Relaxed);
+        let gap = now_ns.saturating_sub(self.at_ns.load(Ordering::Relaxed));
+        let next = if prev == 0 || gap >= duration_ns(ESTIMATE_MAX_AGE) {
+            self.since_ns.store(now_ns, Ordering::Relaxed);
+            sample_ns
+        } else {
+            let w = 1.0 - (-(gap as f64) / ESTIMATE_WINDOW.as_nanos() as f64).exp();
+            prev as f64 + w.max(ESTIMATE_MIN_WEIGHT) * (sample_ns - prev as f64)
+        };
+        self.ns
+            .store((next.round() as u64).max(1), Ordering::Relaxed);
+        self.at_ns.store(now_ns, Ordering::Relaxed);
+    }
+
+    /// The average, if any.
+    fn get(&self) -> Option<Duration> {
+        match self.ns.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
+    }
+
+    /// Whether it rests on a steady run of samples at `now_ns`: updated within the last
+    /// [`ESTIMATE_WINDOW`], from samples spread over at least [`ESTIMATE_TRUST_SPAN`].
+    fn steady(&self, now_ns: u64) -> bool {
+        let at = self.at_ns.load(Ordering::Relaxed);
+        let span = at.saturating_sub(self.since_ns.load(Ordering::Relaxed));
+        self.ns.load(Ordering::Relaxed) != 0
+            && now_ns.saturating_sub(at) <= duration_ns(ESTIMATE_WINDOW)
+            && span >= duration_ns(ESTIMATE_TRUST_SPAN)
+    }
+}
+
+/// Per-backend latency estimates (by RIF level and overall) and probe bookkeeping.
 #[derive(Debug, Default)]
 pub struct RifLatency {
-    /// Estimate per level in nanoseconds; 0 means no sample yet.
-    ns: [AtomicU64; RIF_LEVELS],
-    /// When each level was last updated (ns on the caller's origin).
-    at_ns: [AtomicU64; RIF_LEVELS],
+    /// One average per RIF level.
+    levels: [Average; RIF_LEVELS],
+    /// Every sample, whatever its RIF.
+    overall: Average,
     /// When the last real (non-probe) response arrived; 0 means never.
     last_response_ns: AtomicU64,
     /// When the last probe was sent; 0 means never.
@@ -78,55 +154,29 @@ impl RifLatency {
         real: bool,
     ) {
         let now_ns = duration_ns(now).max(1);
-        let level = rif_level(rif);
-        let prev = self.ns[level].load(Ordering::Relaxed);
         let mut sample = duration_ns(latency).max(1) as f64;
         if !success {
             let current = self.estimate(now, rif).unwrap_or(PEAK_EWMA_DEFAULT_RTT);
             sample = sample.max(2.0 * current.as_nanos() as f64);
             sample = sample.min(FAILURE_LATENCY_CAP.as_nanos() as f64);
         }
-        let next = if prev == 0 {
-            sample
-        } else {
-            let gap = now_ns.saturating_sub(self.at_ns[level].load(Ordering::Relaxed));
-            let w = if gap >= duration_ns(ESTIMATE_MAX_AGE) {
-                1.0
-            } else {
-                let aged = 1.0 - (-(gap as f64) / ESTIMATE_MAX_AGE.as_nanos() as f64).exp();
-                aged.max(ESTIMATE_SAMPLE_WEIGHT)
-            };
-            prev as f64 + w * (sample - prev as f64)
-        };
-        self.ns[level].store((next.round() as u64).max(1), Ordering::Relaxed);
-        self.at_ns[level].store(now_ns, Ordering::Relaxed);
+        self.levels[rif_level(rif)].fold(now_ns, sample);
+        self.overall.fold(now_ns, sample);
         if real {
             self.last_response_ns.store(now_ns, Ordering::Relaxed);
         }
     }
 
-    /// The estimated latency of a request that would make `rif` in flight, or None when
-    /// no level has a sample. Search order: the level of `rif`, then lower levels (nearest
-    /// first), then higher ones; the first fresh level wins (younger than
-    /// [`ESTIMATE_MAX_AGE`] at `now`), else the first level with any sample.
+    /// The estimated latency of a request that would make `rif` in flight, or None
+    /// before any sample: the average of the level of `rif` when it is steady at `now`
+    /// (see the module doc), else the overall average.
     pub fn estimate(&self, now: Duration, rif: u32) -> Option<Duration> {
-        let now_ns = duration_ns(now);
-        let target = rif_level(rif);
-        let order = (0..=target).rev().chain(target + 1..RIF_LEVELS);
-        let max_age = duration_ns(ESTIMATE_MAX_AGE);
-        let mut fallback = None;
-        for level in order {
-            let ns = self.ns[level].load(Ordering::Relaxed);
-            if ns == 0 {
-                continue;
-            }
-            let age = now_ns.saturating_sub(self.at_ns[level].load(Ordering::Relaxed));
-            if age < max_age {
-                return Some(Duration::from_nanos(ns));
-            }
-            fallback = fallback.or(Some(Duration::from_nanos(ns)));
+        let level = &self.levels[rif_level(rif)];
+        if level.steady(duration_ns(now)) {
+            level.get()
+        } else {
+            self.overall.get()
         }
-        fallback
     }
 
     /// Records that a probe was sent at `now`.
@@ -195,62 +245,79 @@ mod tests {
         assert_eq!(levels, [0, 1, 2, 2, 3, 3, 4, 5, 6, 6, 7, 7, 7]);
     }
 
+    /// Feeds `latency` at `rif` every millisecond over `span`, ending at `end`.
+    fn steady_run(l: &RifLatency, end: Duration, span: Duration, rif: u32, latency: Duration) {
+        let n = span.as_millis() as u32;
+        for k in (0..=n).rev() {
+            l.observe(end - MS * k, rif, latency, true, true);
+        }
+    }
+
     #[test]
-    fn estimate_per_level_with_nearest_lower_then_higher_fallback() {
+    fn a_steady_level_answers_for_itself_else_the_overall_average() {
         let l = RifLatency::default();
         let now = Duration::from_secs(5);
         assert_eq!(l.estimate(now, 3), None);
-        l.observe(now, 1, MS, true, true);
-        l.observe(now, 20, 9 * MS, true, true);
-        assert_eq!(l.estimate(now, 1), Some(MS));
-        assert_eq!(l.estimate(now, 3), Some(MS), "level 2 empty: nearest lower");
-        assert_eq!(l.estimate(now, 25), Some(9 * MS));
+        steady_run(&l, now, ESTIMATE_TRUST_SPAN, 20, 9 * MS);
+        assert_eq!(l.estimate(now, 25), Some(9 * MS), "steady level 16-31");
         assert_eq!(
-            l.estimate(now, 500),
+            l.estimate(now, 3),
             Some(9 * MS),
-            "higher levels borrow from below"
+            "level 2-3 never seen: overall"
         );
-        assert_eq!(
-            l.estimate(now, 0),
-            Some(MS),
-            "nothing at or below 0: nearest higher"
+        l.observe(now, 3, MS, true, true);
+        let overall = l.estimate(now, 3).expect("sampled");
+        assert!(
+            overall > 8 * MS,
+            "one sample is not steady: overall {overall:?}"
         );
-    }
-
-    #[test]
-    fn a_fresh_level_beats_a_stale_nearer_one() {
-        let l = RifLatency::default();
-        l.observe(Duration::from_secs(1), 4, 30 * MS, true, true);
-        l.observe(Duration::from_secs(10), 1, 2 * MS, true, true);
-        let now = Duration::from_secs(10);
-        assert_eq!(l.estimate(now, 4), Some(2 * MS), "level 3 is 9 s old");
-        assert_eq!(l.estimate(Duration::from_millis(10_999), 4), Some(2 * MS));
-        assert_eq!(
-            l.estimate(Duration::from_secs(11), 4),
-            Some(30 * MS),
-            "both stale: nearest"
-        );
-        let l = RifLatency::default();
-        l.observe(Duration::from_secs(1), 4, 30 * MS, true, true);
-        assert_eq!(
-            l.estimate(now, 4),
-            Some(30 * MS),
-            "stale is better than nothing"
+        let later = now + ESTIMATE_TRUST_SPAN;
+        steady_run(&l, later, ESTIMATE_TRUST_SPAN - MS, 3, MS);
+        assert_eq!(l.estimate(later, 3), Some(MS), "now steady");
+        let idle = later + ESTIMATE_WINDOW + MS;
+        let overall = l.estimate(idle, 3).expect("sampled");
+        assert!(
+            overall > MS && overall < 9 * MS,
+            "not updated lately: overall {overall:?}"
         );
     }
 
     #[test]
-    fn samples_move_the_average_fast_and_faster_after_a_gap() {
+    fn a_burst_at_one_instant_does_not_make_a_level_steady() {
+        let l = RifLatency::default();
+        let now = Duration::from_secs(5);
+        steady_run(&l, now, 4 * ESTIMATE_WINDOW, 20, MS);
+        let hiccup = now + MS;
+        for _ in 0..50 {
+            l.observe(hiccup, 40, 6 * MS, true, true);
+        }
+        let est = l.estimate(hiccup, 40).expect("sampled");
+        assert!(
+            est < 2 * MS,
+            "level 32-63 is one burst: overall, barely moved: {est:?}"
+        );
+    }
+
+    #[test]
+    fn samples_weigh_by_the_time_since_the_last_one() {
         let l = RifLatency::default();
         let t = Duration::from_secs(1);
+        let ms = |d: Option<Duration>| d.expect("sampled").as_secs_f64() * 1e3;
         l.observe(t, 1, 20 * MS, true, true);
         l.observe(t, 1, 4 * MS, true, true);
-        assert_eq!(l.estimate(t, 1), Some(16 * MS), "weight 0.25");
-        let later = t + ESTIMATE_MAX_AGE / 2;
+        let same_instant = 20.0 - 16.0 * ESTIMATE_MIN_WEIGHT;
+        assert!(
+            (ms(l.estimate(t, 1)) - same_instant).abs() < 1e-3,
+            "minimum weight"
+        );
+        let later = t + ESTIMATE_WINDOW;
         l.observe(later, 1, 4 * MS, true, true);
-        let est = l.estimate(later, 1).expect("sampled").as_secs_f64() * 1e3;
-        let w = 1.0 - (-0.5f64).exp();
-        assert!((est - (16.0 - 12.0 * w)).abs() < 1e-3, "{est}");
+        let w = 1.0 - (-1.0f64).exp();
+        let expect = same_instant - (same_instant - 4.0) * w;
+        assert!(
+            (ms(l.estimate(later, 1)) - expect).abs() < 1e-3,
+            "one window: 63%"
+        );
         let stale = later + ESTIMATE_MAX_AGE;
         l.observe(stale, 1, 3 * MS, true, true);
         assert_eq!(

@@ -66,7 +66,7 @@ pub use adaptive::{
 };
 pub use balancer::Balancer;
 pub use estimate::{
-    probe_due, rif_level, ProbePolicy, ESTIMATE_MAX_AGE, ESTIMATE_SAMPLE_WEIGHT,
+    probe_due, rif_level, ProbePolicy, ESTIMATE_MAX_AGE, ESTIMATE_MIN_WEIGHT, ESTIMATE_WINDOW,
     FAILURE_LATENCY_CAP, RIF_LEVELS,
 };
 pub use hash::VNODES;

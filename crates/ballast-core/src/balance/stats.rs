@@ -190,9 +190,15 @@ impl BackendStats {
 /// enough that a new backend is tried soon, pessimistic enough not to flood it.
 pub const PEAK_EWMA_DEFAULT_RTT: Duration = Duration::from_millis(30);
 
-/// Time constant of the peak-EWMA (linkerd and finagle use 10 s): an old estimate keeps
-/// `exp(-elapsed / PEAK_EWMA_DECAY)` of its weight.
-pub const PEAK_EWMA_DECAY: Duration = Duration::from_secs(10);
+/// Time constant of the peak-EWMA: an old estimate keeps `exp(-elapsed / PEAK_EWMA_DECAY)`
+/// of its weight. 1 s, where linkerd and finagle use 10 s: a peak is taken at once, so the
+/// decay is how long one hiccup is remembered, and a proxy answering tens of thousands of
+/// requests a second through one event loop has a hiccup of a few milliseconds every so
+/// often. With 10 s every fast backend carried its worst recent latency for seconds, its
+/// cost (latency × in flight) rose far above a slow backend's, and that backend got 1% of
+/// the traffic and set the pool's p99. With 1 s the peak fades while the slow backend's own
+/// samples (each a peak) keep its estimate up.
+pub const PEAK_EWMA_DECAY: Duration = Duration::from_secs(1);
 
 /// A failed request is observed as at least this multiple of the current estimate.
 pub const PEAK_EWMA_FAILURE_PENALTY: f64 = 2.0;
@@ -248,9 +254,10 @@ mod tests {
         assert_eq!(s.peak_ewma(at(10)), Some(20 * MS), "first sample is the estimate");
         s.on_request_end(at(10), 100 * MS, true);
         assert_eq!(s.peak_ewma(at(10)), Some(100 * MS), "a peak replaces it");
-        // 1 s later a 10 ms sample: keep = e^-0.1 ≈ 0.905 of 100 ms, plus 0.095 × 10 ms.
-        s.on_request_end(at(11), 10 * MS, true);
-        let est = s.peak_ewma(at(11)).expect("sampled").as_secs_f64() * 1000.0;
+        // 100 ms later a 10 ms sample: keep = e^-0.1 ≈ 0.905 of 100 ms, plus 0.095 × 10 ms.
+        let later = at(10) + PEAK_EWMA_DECAY / 10;
+        s.on_request_end(later, 10 * MS, true);
+        let est = s.peak_ewma(later).expect("sampled").as_secs_f64() * 1000.0;
         assert!((est - 91.4).abs() < 0.1, "estimate {est} ms");
     }
 
