@@ -9,7 +9,7 @@ use crate::forward;
 use crate::resilience_glue::{Admission, Refusal};
 use crate::snapshot::{Pool, Snapshot};
 use crate::stats_glue::Clock;
-use crate::upstream::{self, ConnPool, SendError, Sender};
+use crate::upstream::{self, ConnPool, PooledConn, SendError};
 use arc_swap::ArcSwap;
 use ballast_core::balance::PickContext;
 use ballast_core::config::AccessLogFormat;
@@ -419,7 +419,7 @@ fn relay(
     mut resp: Response<Incoming>,
     pool: &Pool,
     idx: usize,
-    conn: (Sender, Arc<ConnPool>),
+    conn: (PooledConn, Arc<ConnPool>),
     pinned: bool,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     request_id: &HeaderValue,
@@ -454,8 +454,13 @@ fn relay(
             parts.headers.append(header::SET_COOKIE, c);
         }
     }
-    // After a switch the connection belongs to the tunnel; otherwise it returns to the
-    // pool once the body has been relayed.
-    let conn = (!switching).then_some(conn);
+    // After a switch the connection belongs to the tunnel (its own task completes the
+    // upgrade); otherwise it returns to the pool once the body has been relayed.
+    let conn = if switching {
+        conn.0.spawn_driver();
+        None
+    } else {
+        Some(conn)
+    };
     Ok(Response::from_parts(parts, ResponseBody::upstream(body, conn)))
 }
