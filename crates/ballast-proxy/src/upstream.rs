@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 /// Idle connections kept per instance. Large, so that a burst's connections are reused
 /// rather than re-opened (each re-open costs a handshake and a TIME_WAIT socket).
@@ -48,6 +49,10 @@ pub struct PooledConn {
     sender: SendRequest<RequestBody>,
     /// `None` once the connection future has finished (closed, failed or upgraded).
     driver: Option<ConnDriver>,
+    /// The response-head deadline, reused by every request on this connection: pushing
+    /// a registered timer later is one atomic store, where a fresh `timeout()` per
+    /// request would insert into and remove from the timer wheel each time.
+    deadline: Pin<Box<Sleep>>,
 }
 
 impl std::fmt::Debug for PooledConn {
@@ -196,7 +201,11 @@ pub async fn connect(addr: &Authority, timeout: Duration) -> Result<PooledConn, 
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|source| ProxyError::Upstream { addr: addr.to_string(), source })?;
-    Ok(PooledConn { sender, driver: Some(Box::pin(conn.with_upgrades())) })
+    Ok(PooledConn {
+        sender,
+        driver: Some(Box::pin(conn.with_upgrades())),
+        deadline: Box::pin(tokio::time::sleep_until(Instant::now() + timeout)),
+    })
 }
 
 /// How sending a request failed.
@@ -218,18 +227,22 @@ pub async fn send(
     timeout: Duration,
 ) -> Result<Response<Incoming>, SendError> {
     let mut response = std::pin::pin!(conn.sender.try_send_request(req));
+    conn.deadline.as_mut().reset(Instant::now() + timeout);
     let driven = poll_fn(|cx| {
         // The connection first: it writes the request and reads the response head, which
         // the response future then finds without waiting for another wake-up. When the
         // connection ends, dropping it answers the response future (an unsent request
         // comes back).
         let _ = conn.poll_conn(cx);
-        response.as_mut().poll(cx)
+        if let Poll::Ready(res) = response.as_mut().poll(cx) {
+            return Poll::Ready(Some(res));
+        }
+        conn.deadline.as_mut().poll(cx).map(|()| None)
     });
-    match tokio::time::timeout(timeout, driven).await {
-        Err(_) => Err(SendError::Failed(ProxyError::UpstreamTimeout { addr: addr.to_string(), after: timeout })),
-        Ok(Ok(resp)) => Ok(resp),
-        Ok(Err(mut e)) => match e.take_message() {
+    match driven.await {
+        None => Err(SendError::Failed(ProxyError::UpstreamTimeout { addr: addr.to_string(), after: timeout })),
+        Some(Ok(resp)) => Ok(resp),
+        Some(Err(mut e)) => match e.take_message() {
             Some(req) => Err(SendError::NotSent(Box::new(req), e.into_error())),
             None => {
                 let source = e.into_error();
