@@ -108,7 +108,36 @@ impl PooledConn {
 /// [`crate::workers`]) so a connection is reused on the thread that drives it.
 #[derive(Debug)]
 pub struct ConnPool {
-    shards: Vec<Mutex<Vec<PooledConn>>>,
+    shards: Vec<Mutex<Shard>>,
+}
+
+/// Every this many returns to a shard, its oldest idle connections are checked.
+const SWEEP_EVERY: u32 = 64;
+/// How many of the oldest idle connections one sweep checks.
+const SWEEP_OLDEST: usize = 4;
+
+#[derive(Debug, Default)]
+struct Shard {
+    /// Oldest first; requests take from the end.
+    idle: Vec<PooledConn>,
+    returns: u32,
+}
+
+impl Shard {
+    /// Drops the oldest idle connections that have ended. Checkout takes the newest and
+    /// never reaches the oldest while those are ready, and a connection nobody polls
+    /// does not close its socket when the instance closes its end: without this, an
+    /// instance's keep-alive timeout would leave them half-closed in the pool.
+    fn sweep_oldest(&mut self) {
+        let mut i = self.idle.len().min(SWEEP_OLDEST);
+        while i > 0 {
+            i -= 1;
+            let _ = self.idle[i].ready_now();
+            if self.idle[i].is_closed() {
+                self.idle.remove(i);
+            }
+        }
+    }
 }
 
 impl ConnPool {
@@ -117,13 +146,13 @@ impl ConnPool {
         ConnPool { shards: (0..shards.max(1)).map(|_| Mutex::default()).collect() }
     }
 
-    fn shard(&self) -> &Mutex<Vec<PooledConn>> {
-        &self.shards[current_worker() % self.shards.len()]
+    fn shard(&self) -> std::sync::MutexGuard<'_, Shard> {
+        self.shards[current_worker() % self.shards.len()].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// An idle connection ready for a request, if any; closed ones are dropped.
     pub fn checkout(&self) -> Option<PooledConn> {
-        let mut idle = self.shard().lock().unwrap_or_else(PoisonError::into_inner);
+        let idle = &mut self.shard().idle;
         let mut i = idle.len();
         while i > 0 {
             i -= 1;
@@ -143,15 +172,19 @@ impl ConnPool {
         if conn.is_closed() {
             return;
         }
-        let mut idle = self.shard().lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < MAX_IDLE_PER_INSTANCE {
-            idle.push(conn);
+        let mut shard = self.shard();
+        shard.returns = shard.returns.wrapping_add(1);
+        if shard.returns % SWEEP_EVERY == 0 {
+            shard.sweep_oldest();
+        }
+        if shard.idle.len() < MAX_IDLE_PER_INSTANCE {
+            shard.idle.push(conn);
         }
     }
 
     /// Idle connections held, over all shards (for tests and metrics).
     pub fn idle_count(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len()).sum()
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).idle.len()).sum()
     }
 }
 
@@ -252,5 +285,36 @@ pub async fn send(
                 }))
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn the_oldest_idle_connections_are_swept_once_their_instance_closed_them() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr: Authority = listener.local_addr().expect("addr").to_string().parse().expect("authority");
+        let pool = ConnPool::new(1);
+        let oldest = connect(&addr, Duration::from_secs(5)).await.expect("connect");
+        let (server_side_of_oldest, _) = listener.accept().await.expect("accept");
+        let newest = connect(&addr, Duration::from_secs(5)).await.expect("connect");
+        let (_server_side_of_newest, _) = listener.accept().await.expect("accept");
+        pool.give_back(oldest);
+        pool.give_back(newest);
+        assert_eq!(pool.idle_count(), 2);
+        // The instance closes the oldest; requests keep taking and returning the newest.
+        drop(server_side_of_oldest);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pool.idle_count() == 2 {
+            assert!(Instant::now() < deadline, "the closed connection was never swept");
+            let c = pool.checkout().expect("the newest is ready");
+            pool.give_back(c);
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(pool.idle_count(), 1);
+        assert!(pool.checkout().is_some(), "the live one stays");
     }
 }
