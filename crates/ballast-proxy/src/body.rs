@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use crate::upstream::{ConnPool, Sender};
+use crate::upstream::{ConnPool, PooledConn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -84,9 +84,10 @@ impl Body for RequestBody {
 /// A response body sent to the client.
 #[derive(Debug)]
 pub enum ResponseBody {
-    /// The upstream's body, relayed as it arrives; once it has been read to the end its
-    /// connection goes back to the instance's pool.
-    Upstream(Incoming, Option<(Sender, Arc<ConnPool>)>),
+    /// The upstream's body, relayed as it arrives, driving its connection (which feeds
+    /// it) meanwhile; once it has been read to the end the connection goes back to the
+    /// instance's pool.
+    Upstream(Incoming, Option<(PooledConn, Arc<ConnPool>)>),
     /// A short local body (error text), sent once.
     Full(Option<Bytes>),
 }
@@ -98,7 +99,7 @@ impl ResponseBody {
     }
 
     /// The upstream body `body`, whose connection `conn` returns to `pool` at its end.
-    pub fn upstream(body: Incoming, conn: Option<(Sender, Arc<ConnPool>)>) -> Self {
+    pub fn upstream(body: Incoming, conn: Option<(PooledConn, Arc<ConnPool>)>) -> Self {
         let mut b = ResponseBody::Upstream(body, conn);
         b.release_if_done();
         b
@@ -107,8 +108,8 @@ impl ResponseBody {
     fn release_if_done(&mut self) {
         if let ResponseBody::Upstream(body, conn) = self {
             if body.is_end_stream() {
-                if let Some((sender, pool)) = conn.take() {
-                    pool.give_back(sender);
+                if let Some((c, pool)) = conn.take() {
+                    pool.give_back(c);
                 }
             }
         }
@@ -126,11 +127,15 @@ impl Body for ResponseBody {
         let this = self.get_mut();
         match this {
             ResponseBody::Upstream(b, conn) => {
+                if let Some((c, _)) = conn.as_mut() {
+                    // Reads what the body needs (and sends what is left of the request).
+                    let _ = c.poll_conn(cx);
+                }
                 let res = ready!(Pin::new(b).poll_frame(cx));
                 match &res {
                     None => {
-                        if let Some((sender, pool)) = conn.take() {
-                            pool.give_back(sender);
+                        if let Some((c, pool)) = conn.take() {
+                            pool.give_back(c);
                         }
                     }
                     Some(Ok(_)) => this.release_if_done(),

@@ -19,6 +19,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub struct ConnInfo {
     /// The client's address.
     pub peer: SocketAddr,
+    /// The client's IP as an `X-Forwarded-For` value, formatted once per connection.
+    pub forwarded_for: http::HeaderValue,
     /// A head with both `Content-Length` and `Transfer-Encoding` was read.
     pub smuggle_suspect: AtomicBool,
     /// Requests started on this connection (the idle watchdog compares it).
@@ -32,6 +34,7 @@ impl ConnInfo {
     pub fn new(peer: SocketAddr) -> Self {
         ConnInfo {
             peer,
+            forwarded_for: crate::forward::forwarded_for_value(peer.ip()),
             smuggle_suspect: AtomicBool::new(false),
             requests: AtomicU64::new(0),
             in_flight: AtomicU32::new(0),

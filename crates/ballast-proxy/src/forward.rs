@@ -62,6 +62,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     if !headers.keys().any(is_hop_by_hop) {
         return;
     }
+    if !upgrade && strip_plain_keep_alive(headers) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -87,9 +90,27 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
-/// Appends the client to `X-Forwarded-For` and sets `X-Forwarded-Proto` and (when the
-/// request had a host) `X-Forwarded-Host`.
-pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, https: bool, host: Option<HeaderValue>) {
+/// The usual case, without allocating: one `Connection: keep-alive` (or `close`) line,
+/// and at most a `Keep-Alive` line besides as hop-by-hop headers. Strips them and
+/// returns true; anything else is left for the general path.
+fn strip_plain_keep_alive(headers: &mut HeaderMap) -> bool {
+    let mut lines = headers.get_all(header::CONNECTION).iter();
+    let (Some(v), None) = (lines.next(), lines.next()) else { return false };
+    let v = v.as_bytes();
+    if !(v.eq_ignore_ascii_case(b"keep-alive") || v.eq_ignore_ascii_case(b"close")) {
+        return false;
+    }
+    if headers.keys().any(|k| is_hop_by_hop(k) && k != header::CONNECTION && *k != KEEP_ALIVE) {
+        return false;
+    }
+    headers.remove(header::CONNECTION);
+    headers.remove(&KEEP_ALIVE);
+    true
+}
+
+/// The `X-Forwarded-For` value naming `client` alone (a connection computes it once,
+/// see [`crate::conn_io::ConnInfo`]).
+pub fn forwarded_for_value(client: IpAddr) -> HeaderValue {
     // An IP address prints in at most 45 bytes: format it on the stack.
     let mut buf = [0u8; 64];
     let len = {
@@ -97,18 +118,28 @@ pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, https: bool, host:
         let _ = write!(cursor, "{client}");
         64 - cursor.len()
     };
-    let ip = std::str::from_utf8(&buf[..len]).unwrap_or_default();
+    HeaderValue::from_bytes(&buf[..len]).unwrap_or(HeaderValue::from_static("unknown"))
+}
+
+/// Appends the client to `X-Forwarded-For` and sets `X-Forwarded-Proto` and (when the
+/// request had a host) `X-Forwarded-Host`.
+pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, https: bool, host: Option<HeaderValue>) {
+    add_forwarded_value(headers, &forwarded_for_value(client), https, host);
+}
+
+/// [`add_forwarded`] with the client already formatted ([`forwarded_for_value`]).
+pub fn add_forwarded_value(headers: &mut HeaderMap, client: &HeaderValue, https: bool, host: Option<HeaderValue>) {
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prev) if !prev.is_empty() => {
             // Multiple header lines fold into one list, in order.
             let mut all: Vec<&str> =
                 headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
-            all.push(ip);
-            HeaderValue::from_str(&all.join(", "))
+            all.push(client.to_str().unwrap_or_default());
+            HeaderValue::from_str(&all.join(", ")).ok()
         }
-        _ => HeaderValue::from_str(ip),
+        _ => Some(client.clone()),
     };
-    if let Ok(v) = xff {
+    if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     let proto = if https { "https" } else { "http" };

@@ -9,7 +9,7 @@ use crate::forward;
 use crate::resilience_glue::{Admission, Refusal};
 use crate::snapshot::{Pool, Snapshot};
 use crate::stats_glue::Clock;
-use crate::upstream::{self, ConnPool, SendError, Sender};
+use crate::upstream::{self, ConnPool, PooledConn, SendError};
 use arc_swap::ArcSwap;
 use ballast_core::balance::PickContext;
 use ballast_core::config::AccessLogFormat;
@@ -203,7 +203,7 @@ async fn proxy(
         .cloned()
         .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
     forward::strip_hop_by_hop(&mut parts.headers, upgrade);
-    forward::add_forwarded(&mut parts.headers, info.peer.ip(), snap.settings.https, original_host.clone());
+    forward::add_forwarded_value(&mut parts.headers, &info.forwarded_for, snap.settings.https, original_host.clone());
     forward::propagate_traceparent(&mut parts.headers);
     if let (false, Some(host)) = (parts.headers.contains_key(header::HOST), original_host) {
         // HTTP/2 carries the host in :authority; HTTP/1.1 upstreams need a Host header.
@@ -224,9 +224,14 @@ async fn proxy(
     let mut paid = 0;
     let mut reconnect_to: Option<(usize, Admission<'_>)> = None;
     let mut last_err = None;
-    guard.first_attempt(state.clock.now());
+    // One clock read serves the retry budget, the first pick and the first attempt.
+    let mut t0 = state.clock.now();
+    guard.first_attempt(t0);
+    let mut first = true;
     while tried < max_attempts {
-        let t0 = state.clock.now();
+        if !std::mem::take(&mut first) {
+            t0 = state.clock.now();
+        }
         if tried > paid {
             // A retry: only within the pool's budget, so retries cannot amplify an outage.
             if !guard.may_retry(t0) {
@@ -375,9 +380,9 @@ async fn select<'p>(
     let mut soonest: Option<Duration> = None;
     let mut queued = None;
     let mut deadline = None;
+    let mut now = base.now;
     loop {
         let mut busy = false;
-        let now = state.clock.now();
         loop {
             let ctx = PickContext { now, rand: fastrand::u64(..), avoid: avoid.as_slice(), ..base };
             let Some(i) = pool.balancer.pick(&ctx) else { break };
@@ -418,6 +423,7 @@ async fn select<'p>(
             return Err(unavailable("timed out in the pending queue", after));
         }
         avoid.truncate(first_skipped);
+        now = state.clock.now();
     }
 }
 
@@ -428,7 +434,7 @@ fn relay(
     mut resp: Response<Incoming>,
     pool: &Pool,
     idx: usize,
-    conn: (Sender, Arc<ConnPool>),
+    conn: (PooledConn, Arc<ConnPool>),
     pinned: bool,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     request_id: &HeaderValue,
@@ -463,8 +469,13 @@ fn relay(
             parts.headers.append(header::SET_COOKIE, c);
         }
     }
-    // After a switch the connection belongs to the tunnel; otherwise it returns to the
-    // pool once the body has been relayed.
-    let conn = (!switching).then_some(conn);
+    // After a switch the connection belongs to the tunnel (its own task completes the
+    // upgrade); otherwise it returns to the pool once the body has been relayed.
+    let conn = if switching {
+        conn.0.spawn_driver();
+        None
+    } else {
+        Some(conn)
+    };
     Ok(Response::from_parts(parts, ResponseBody::upstream(body, conn)))
 }

@@ -119,6 +119,27 @@ async fn a_slow_upstream_is_504_after_the_response_timeout() {
 }
 
 #[tokio::test]
+async fn a_reused_upstream_connection_times_out_too() {
+    // The response deadline lives with the pooled connection and is pushed on per
+    // request: a slow answer on a connection that already served one still times out.
+    let b = backend(|req| async move {
+        if req.uri().path() == "/slow" {
+            std::future::pending::<()>().await;
+        }
+        echo_response("b", req).await
+    })
+    .await;
+    let (_proxy, addr) = proxy(&simple_config(&[b.addr], "[balancer.timeouts]\nupstream_response = \"200ms\"", "")).await;
+    assert_eq!(send(addr, get("/fast")).await.status, StatusCode::OK);
+    let started = tokio::time::Instant::now();
+    assert_eq!(send(addr, get("/slow")).await.status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(b.accepted.load(Ordering::Relaxed), 1, "the slow request reused the pooled connection");
+    assert_eq!(send(addr, get("/fast")).await.status, StatusCode::OK, "a fresh connection after the timeout");
+    assert_eq!(b.accepted.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
 async fn a_post_with_a_body_moves_on_when_connecting_fails() {
     let live = echo("live").await;
     let dead = dead_addr().await;

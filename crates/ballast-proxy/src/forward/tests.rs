@@ -26,6 +26,26 @@ fn hop_by_hop_and_connection_named_headers_are_removed() {
     assert_eq!(names, ["x-keep"]);
 }
 
+/// A named case: request headers in, header names left after stripping.
+type StripCase<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
+
+#[test]
+fn plain_keep_alive_fast_path_and_its_fallbacks() {
+    let cases: &[StripCase] = &[
+        ("keep-alive", &[("connection", "keep-alive"), ("keep-alive", "timeout=5"), ("x-a", "1")], &["x-a"]),
+        ("close, mixed case", &[("connection", "Close"), ("x-a", "1")], &["x-a"]),
+        ("two lines", &[("connection", "keep-alive"), ("connection", "x-b"), ("x-b", "1"), ("x-a", "1")], &["x-a"]),
+        ("another hop-by-hop", &[("connection", "keep-alive"), ("te", "trailers"), ("x-a", "1")], &["x-a"]),
+        ("a named header", &[("connection", "x-b"), ("x-b", "1"), ("x-a", "1")], &["x-a"]),
+    ];
+    for (name, pairs, want) in cases {
+        let mut h = map(pairs);
+        strip_hop_by_hop(&mut h, false);
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, *want, "{name}");
+    }
+}
+
 #[test]
 fn upgrade_keeps_upgrade_and_sets_connection_upgrade() {
     let mut h = map(&[("connection", "Upgrade, x-other"), ("upgrade", "websocket"), ("x-other", "1")]);
@@ -50,6 +70,12 @@ fn forwarded_for_appends_across_header_lines() {
     assert_eq!(fresh[&X_FORWARDED_FOR], "::1");
     assert_eq!(fresh[&X_FORWARDED_PROTO], "http");
     assert!(!fresh.contains_key(&X_FORWARDED_HOST));
+    let v4 = forwarded_for_value("192.0.2.10".parse().expect("ip"));
+    let mut pre = HeaderMap::new();
+    add_forwarded_value(&mut pre, &v4, false, None);
+    assert_eq!(pre[&X_FORWARDED_FOR], "192.0.2.10");
+    let long: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255".parse().expect("ip");
+    assert_eq!(forwarded_for_value(long), long.to_string().as_str());
 }
 
 #[test]
