@@ -18,6 +18,30 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's switch for committing its arenas up front, which it does by default where
+/// the kernel overcommits (Linux). That leaves 8 MiB resident from the start: an idle
+/// `ballast proxy` held 9.7 MiB of anonymous memory with it and 2.1 MiB without, and
+/// peak RSS under load went from 26 to 18 MiB with the same throughput.
+const ARENA_EAGER_COMMIT: &str = "MIMALLOC_ARENA_EAGER_COMMIT";
+
+/// Turns mimalloc's eager arena commit off (see [`ARENA_EAGER_COMMIT`]). mimalloc reads
+/// its options from the environment while the process loads, before `main`, and setting
+/// one later takes FFI (`unsafe`, which the workspace forbids): so, unless the variable
+/// is already set (then it is the caller's choice, and this is the re-executed process),
+/// the binary executes itself again, same pid and arguments, with it set to 0. When that
+/// fails (e.g. the binary was replaced on disk), this process simply runs on.
+fn lean_allocator() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os(ARENA_EAGER_COMMIT).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else { return };
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    // `exec` returns only when it failed.
+    let _ = std::process::Command::new(exe).arg0(arg0).args(args).env(ARENA_EAGER_COMMIT, "0").exec();
+}
+
 /// ballast: an L7 load balancer that autoscales its own backends.
 #[derive(Debug, Parser)]
 #[command(name = "ballast", version, about)]
@@ -60,6 +84,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    lean_allocator();
     init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
