@@ -102,3 +102,26 @@ fn demo_refuses_bad_flags_with_the_flag_named() {
         assert!(err.contains(words), "{args:?}: {err}");
     }
 }
+
+/// The binary turns mimalloc's eager arena commit off by re-executing itself once with
+/// `MIMALLOC_ARENA_EAGER_COMMIT=0` (same pid): the running process has it set, and an
+/// operator's own value is kept.
+#[tokio::test]
+async fn the_binary_runs_with_lean_allocator_settings_unless_the_operator_chose() {
+    let environ = |pid: u32| std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+    let has = |env: &[u8], entry: &str| env.split(|b| *b == 0).any(|e| e == entry.as_bytes());
+
+    let backend = ballast_tests::start_backend("lean", &[]).await;
+    assert!(has(&environ(backend.process.pid()), "MIMALLOC_ARENA_EAGER_COMMIT=0"), "re-executed with the setting");
+
+    let spec = ProcessSpec {
+        program: ballast_bin(),
+        args: ["demo-backend", "--port", "0"].map(Into::into).to_vec(),
+        env: vec![("MIMALLOC_ARENA_EAGER_COMMIT".into(), "1".into())],
+        ..Default::default()
+    };
+    let mut chosen = ManagedProcess::spawn(&spec).expect("spawn");
+    tokio::time::timeout(Duration::from_secs(30), chosen.read_announcement("listening on ")).await.expect("starts").expect("announces");
+    let env = environ(chosen.pid());
+    assert!(has(&env, "MIMALLOC_ARENA_EAGER_COMMIT=1") && !has(&env, "MIMALLOC_ARENA_EAGER_COMMIT=0"), "the operator's value stays");
+}
