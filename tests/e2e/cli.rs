@@ -89,12 +89,32 @@ async fn demo_serves_and_cleans_up_its_children_on_ctrl_c() {
     wait_gone(&pids, 10).await;
 }
 
+/// An admin address already taken: the demo says which one and exits before it starts
+/// any backend.
+#[test]
+fn demo_refuses_a_taken_admin_address_before_starting_backends() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let logs = ballast_tests::TempDir::new();
+    let out = std::process::Command::new(ballast_bin())
+        .args(["demo", "--listen", "127.0.0.1:0", "--admin", &addr, "--log-dir"])
+        .arg(&logs.0)
+        .output()
+        .expect("run demo");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("cannot start the admin listener on {addr}")), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("started instance"), "no backend started");
+}
+
 #[test]
 fn demo_refuses_bad_flags_with_the_flag_named() {
     for (args, words) in [
         (&["--min", "5", "--max", "3"][..], "--min (5) is greater than --max (3)"),
         (&["--interval", "100ms"], "--interval"),
         (&["--target", "0"], "--target"),
+        (&["--admin", "localhost"], "--admin"),
+        (&["--admin", "127.0.0.1:99999"], "--admin"),
     ] {
         let out = std::process::Command::new(ballast_bin()).arg("demo").args(args).output().expect("run demo");
         assert!(!out.status.success(), "{args:?}");

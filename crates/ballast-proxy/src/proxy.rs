@@ -186,8 +186,14 @@ async fn proxy(
         }
     };
     // Scale from zero: a pool with no instance that may run at zero holds the request.
+    // Boxed and behind the check so the hot path neither awaits it nor carries its state.
     let woken: Arc<Snapshot>;
-    let (snap, pool) = match crate::hold::hold_if_empty(&state.snapshot, pool).await? {
+    let held = if pool.hold.is_some() && pool.authorities.is_empty() {
+        Box::pin(crate::hold::hold_if_empty(&state.snapshot, pool)).await?
+    } else {
+        None
+    };
+    let (snap, pool) = match held {
         Some((s, i)) => {
             woken = s;
             (&*woken, &woken.pools[i])

@@ -146,20 +146,14 @@ mod tests {
     use ballast_proxy::{AccessLog, ProxyServer};
     use tokio::time::Instant;
 
-    const CONFIG: &str = r#"
-[[balancer]]
-name = "front"
-listen = "127.0.0.1:0"
-[[balancer.route]]
-path_prefix = "/"
-split = [{ pool = "web" }]
+    /// The shared python3 pool ([`super::super::tests_real::CONFIG`]) made autoscaled,
+    /// and a static pool with a scaling section.
+    fn config() -> ballast_core::config::Config {
+        let text = format!("{}{AUTOSCALED}", super::super::tests_real::CONFIG);
+        ballast_core::config::parse(&text).expect("config")
+    }
 
-[[pool]]
-name = "web"
-[pool.provider]
-kind = "process"
-command = "python3"
-args = ["-m", "http.server", "{port}", "--bind", "127.0.0.1"]
+    const AUTOSCALED: &str = r#"args = ["-m", "http.server", "{port}", "--bind", "127.0.0.1"]
 port_range = { start = 33600, end = 33699 }
 [pool.health]
 path = "/"
@@ -182,7 +176,7 @@ max = 2
 
     #[test]
     fn policy_metrics_are_collected_from_every_kind() {
-        let config = ballast_core::config::parse(CONFIG).expect("config");
+        let config = config();
         let scaling = config.pools[0].scaling.clone().expect("scaling");
         assert_eq!(policy_metrics(&scaling), Some(vec![MetricKind::Concurrency]));
         let templated = ScalingConfig { template: Some("web-balanced".into()), ..scaling };
@@ -191,7 +185,7 @@ max = 2
 
     #[test]
     fn pools_that_are_not_autoscaled_say_why() {
-        let config = ballast_core::config::parse(CONFIG).expect("config");
+        let config = config();
         assert_eq!(not_autoscaled(&config.pools[0]), None, "process + scaling");
         assert_eq!(
             not_autoscaled(&config.pools[1]).as_deref(),
@@ -206,7 +200,7 @@ max = 2
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_config_starts_its_autoscaled_pools_behind_the_proxy() {
-        let config = ballast_core::config::parse(CONFIG).expect("config");
+        let config = config();
         let server = Arc::new(ProxyServer::start(&config, AccessLog::off()).expect("proxy"));
         let seam = Arc::new(ProxySeam::new(server.clone()));
         let log_dir = std::env::temp_dir().join(format!("ballast-wire-{}", std::process::id()));
