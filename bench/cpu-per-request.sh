@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# bench/cpu-per-request.sh — CPU time per proxied request (user and system, µs), ballast
+# builds beside HAProxy, alternating rounds in one run.
+#
+# Requests per second swing by ±10% between identical runs on a shared machine; the CPU a
+# proxy spends per request (from /proc/PID/stat over a wrk run) moves far less, so it is
+# the figure to compare two builds by. Layout as the peer harness's 1-thread rows: nginx
+# backends (the harness's config) and wrk on core 0, the proxy alone on core 1.
+#
+# Usage: bench/cpu-per-request.sh BINARY [BINARY...]
+#   Each BINARY runs as `BINARY proxy --threads 1 --balance $BALANCE --to ...`; HAProxy
+#   (nbthread 1, same balance) runs too unless HAPROXY=0.
+# Knobs: ROUNDS [3] alternating rounds, D [5] seconds per wrk run, CONNS [64],
+#   BALANCE [round-robin] (HAProxy gets roundrobin, or leastconn for least-request),
+#   WRK_ARGS [] extra wrk flags (e.g. "-H 'Connection: close'" is NOT supported).
+# Output: one line per run, then the median µs/request per proxy and its ratio to HAProxy.
+# Run it under `flock /work/notes/bench.lock` when others share the machine.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PEERS=${PEERS_DIR:-$ROOT/../shared/bench/peers}
+ROUNDS=${ROUNDS:-3} D=${D:-5} CONNS=${CONNS:-64} BALANCE=${BALANCE:-round-robin} HAPROXY=${HAPROXY:-1}
+(($#)) || { echo "usage: $0 BINARY [BINARY...]" >&2; exit 2; }
+for t in nginx haproxy wrk taskset; do command -v "$t" >/dev/null || { echo "missing $t (see bench/peers.sh)" >&2; exit 1; }; done
+for b in "$@"; do [[ -x $b ]] || { echo "not an executable: $b" >&2; exit 2; }; done
+
+RUN=$(mktemp -d /tmp/ballast-cpu.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$RUN"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_up() { for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; echo "nothing answers on :$1" >&2; return 1; }
+
+# Backends: the harness's nginx config (ports 9101-9103, 1 worker, core 0).
+mkdir -p "$RUN/tmp"
+sed -e "s#@RUN@#$RUN#g" -e "s#@LOAD_ECHO@##" "$PEERS/conf/backends.nginx.conf.in" |
+  awk '{ if ($0=="@SERVER_9103@") print "    server { listen 127.0.0.1:9103; location / { return 200 \"ok\\n\"; } }"; else print }' >"$RUN/backends.conf"
+taskset -c 0 nginx -e "$RUN/be.err" -p "$RUN" -c "$RUN/backends.conf" >/dev/null 2>&1 &
+PIDS+=($!)
+wait_up 9101
+
+NAMES=() PORTS=()
+for b in "$@"; do
+  port=$(free_port)
+  taskset -c 1 "$b" proxy --threads 1 --balance "$BALANCE" --listen "127.0.0.1:$port" \
+    --to 127.0.0.1:9101 --to 127.0.0.1:9102 --to 127.0.0.1:9103 >"$RUN/proxy.$port.log" 2>&1 &
+  PIDS+=($!) NAMES+=("$b") PORTS+=("$port")
+done
+if [[ $HAPROXY == 1 ]]; then
+  port=$(free_port)
+  hb=roundrobin; [[ $BALANCE == least-request ]] && hb=leastconn
+  servers=$(printf '    server b%s 127.0.0.1:%s\n' 1 9101 2 9102 3 9103)
+  sed -e "s#@NBTHREAD@#1#" -e "s#@PORT@#$port#" -e "s#@BALANCE@#$hb#" "$PEERS/conf/haproxy.cfg.in" |
+    awk -v s="$servers" '{ if ($0=="@SERVERS@") print s; else print }' >"$RUN/haproxy.cfg"
+  taskset -c 1 haproxy -db -f "$RUN/haproxy.cfg" >"$RUN/haproxy.log" 2>&1 &
+  PIDS+=($!) NAMES+=(haproxy) PORTS+=("$port")
+fi
+for p in "${PORTS[@]}"; do wait_up "$p"; done
+
+pid_on() { ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
+TCK=$(getconf CLK_TCK)
+declare -A ALL
+for r in $(seq "$ROUNDS"); do
+  for i in "${!PORTS[@]}"; do
+    port=${PORTS[$i]} pid=$(pid_on "${PORTS[$i]}")
+    read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+    out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${D}s" ${WRK_ARGS:-} "http://127.0.0.1:$port/")
+    read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+    n=$(awk '/requests in/{print $1}' <<<"$out")
+    errs=$(awk '/Non-2xx|Socket errors/{print}' <<<"$out")
+    line=$(awk -v n="$n" -v du=$((u1 - u0)) -v ds=$((s1 - s0)) -v t="$TCK" 'BEGIN{printf "%.2f %.2f %.2f", du/t*1e6/n, ds/t*1e6/n, (du+ds)/t*1e6/n}')
+    read -r us sy tot <<<"$line"
+    printf 'round %s  %-40s rps %8.0f  user %5.2f  sys %5.2f  total %5.2f us/req %s\n' "$r" "${NAMES[$i]}" \
+      "$(awk '/Requests\/sec/{print $2}' <<<"$out")" "$us" "$sy" "$tot" "$errs"
+    ALL[$i]="${ALL[$i]:-} $tot"
+  done
+done
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
+last=$((${#PORTS[@]} - 1))
+echo "median µs/request over $ROUNDS rounds:"
+for i in "${!PORTS[@]}"; do
+  m=$(median <<<"${ALL[$i]}")
+  if [[ $HAPROXY == 1 && $i != "$last" ]]; then
+    h=$(median <<<"${ALL[$last]}")
+    printf '  %-40s %6.2f  (%.3fx HAProxy)\n' "${NAMES[$i]}" "$m" "$(awk -v a="$m" -v b="$h" 'BEGIN{print a/b}')"
+  else
+    printf '  %-40s %6.2f\n' "${NAMES[$i]}" "$m"
+  fi
+done
