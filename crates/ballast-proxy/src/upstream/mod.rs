@@ -15,6 +15,9 @@
 //! cross-task wake. An idle connection in the pool is polled once, without a waker, when
 //! it is checked out: that notices an instance that closed it meanwhile.
 
+pub mod chunked;
+pub mod codec;
+
 use crate::body::{is_body_too_large, RequestBody};
 use crate::error::ProxyError;
 use crate::workers::current_worker;
