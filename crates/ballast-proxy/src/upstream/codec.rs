@@ -167,6 +167,11 @@ pub fn parse_response(buf: &mut BytesMut, head_request: bool) -> Result<Option<R
         parts.status = status;
         parts.version = head.version;
         parts.headers = head.headers;
+        if matches!(body, BodyKind::Chunked | BodyKind::UntilClose) {
+            // Transfer-Encoding won: a Content-Length beside it must not reach the client
+            // (RFC 9112 §6.3), where it would frame the relayed body wrongly.
+            parts.headers.remove(header::CONTENT_LENGTH);
+        }
         return Ok(Some(ResponseHead { parts, body, reusable }));
     }
 }

@@ -74,6 +74,15 @@ fn the_response_framing_table_of_rfc_9112() {
 }
 
 #[test]
+fn a_content_length_beside_transfer_encoding_is_removed() {
+    let h = parse(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n", false)
+        .expect("parses")
+        .expect("complete");
+    assert_eq!((h.body, h.reusable), (BodyKind::Chunked, false));
+    assert!(!h.parts.headers.contains_key(header::CONTENT_LENGTH));
+}
+
+#[test]
 fn a_response_to_head_has_no_body_whatever_it_declares() {
     let h = parse(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n", true).expect("parses").expect("complete");
     assert_eq!((h.body, h.reusable), (BodyKind::Empty, true));
