@@ -9,6 +9,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, StatusCode, Version};
 use http_body::SizeHint;
+use std::mem::MaybeUninit;
 
 /// A response head (or a request's trailer section) larger than this is refused.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -182,26 +183,30 @@ struct RawHead {
     headers: HeaderMap,
 }
 
-/// Where one header field sits in the head buffer.
+/// Where one header field sits in the head buffer (offsets: a head is at most 64 KiB).
 #[derive(Clone, Copy, Default)]
 struct FieldAt {
-    name: (usize, usize),
-    value: (usize, usize),
+    name: (u32, u32),
+    value: (u32, u32),
 }
 
 fn parse_one(buf: &mut BytesMut) -> Result<Option<RawHead>, HeadError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    // Uninitialised slots: httparse writes those it fills, nothing zeroes 100 of them.
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut at = [FieldAt::default(); MAX_HEADERS];
     let base = buf.as_ptr() as usize;
+    let offset = |p: *const u8| u32::try_from(p as usize - base).unwrap_or(u32::MAX);
     let (len, code, version, count) = {
-        let mut res = httparse::Response::new(&mut fields);
-        match res.parse(buf) {
+        let mut res = httparse::Response::new(&mut []);
+        match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut res, buf, &mut fields) {
             Ok(httparse::Status::Complete(len)) => {
                 let count = res.headers.len();
                 for (slot, h) in at.iter_mut().zip(res.headers.iter()) {
-                    let name = h.name.as_ptr() as usize - base;
-                    let value = h.value.as_ptr() as usize - base;
-                    *slot = FieldAt { name: (name, name + h.name.len()), value: (value, value + h.value.len()) };
+                    let (name, value) = (offset(h.name.as_ptr()), offset(h.value.as_ptr()));
+                    *slot = FieldAt {
+                        name: (name, name.saturating_add(h.name.len() as u32)),
+                        value: (value, value.saturating_add(h.value.len() as u32)),
+                    };
                 }
                 (len, res.code.unwrap_or(0), res.version.unwrap_or(1), count)
             }
@@ -217,11 +222,17 @@ fn parse_one(buf: &mut BytesMut) -> Result<Option<RawHead>, HeadError> {
     let version = if version == 0 { Version::HTTP_10 } else { Version::HTTP_11 };
     let head = buf.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(count);
+    let range = |(a, b): (u32, u32)| a as usize..b as usize;
     for f in &at[..count] {
-        let name = HeaderName::from_bytes(&head[f.name.0..f.name.1])
-            .map_err(|_| HeadError::Malformed("invalid response header name"))?;
+        let name = head
+            .get(range(f.name))
+            .and_then(|n| HeaderName::from_bytes(n).ok())
+            .ok_or(HeadError::Malformed("invalid response header name"))?;
+        if f.value.1 as usize > head.len() {
+            return Err(HeadError::Malformed("invalid response header value"));
+        }
         // Checked again (a byte scan, no copy): httparse admits the same bytes.
-        let value = HeaderValue::from_maybe_shared(head.slice(f.value.0..f.value.1))
+        let value = HeaderValue::from_maybe_shared(head.slice(range(f.value)))
             .map_err(|_| HeadError::Malformed("invalid response header value"))?;
         headers.append(name, value);
     }
