@@ -303,3 +303,28 @@ async fn a_backend_that_answers_before_reading_the_upload_gets_all_of_it_echoed(
     assert_eq!(got.body.len(), want.len());
     assert!(got.body[..] == want[..], "the echo differs from the upload");
 }
+
+#[tokio::test]
+async fn a_head_response_declaring_a_length_has_no_body_and_keeps_the_connection() {
+    let b = answering(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n").await;
+    let (_p, addr) = proxy_to(&b).await;
+    for _ in 0..3 {
+        let req = Request::head("/").header("host", "test.local").body(common::empty()).expect("request");
+        let got = tokio::time::timeout(Duration::from_secs(10), send(addr, req)).await.expect("no wait for a body");
+        assert_eq!((got.status, got.body.len()), (StatusCode::OK, 0));
+        assert_eq!(got.headers["content-length"], "10");
+    }
+    assert_eq!(b.accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_response_with_bytes_past_its_body_does_not_go_back_to_the_pool() {
+    // A 204 followed by garbage: the garbage must not become the next response.
+    let b = answering(b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nstale").await;
+    let (_p, addr) = proxy_to(&b).await;
+    for _ in 0..2 {
+        let got = send(addr, get("/")).await;
+        assert_eq!((got.status, got.body.len()), (StatusCode::NO_CONTENT, 0));
+    }
+    assert_eq!(b.accepted.load(Ordering::SeqCst), 2);
+}
