@@ -156,14 +156,24 @@ impl PooledConn {
     /// either side has nothing more right now.
     pub(super) fn poll_upload(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), UploadError>> {
         loop {
-            if self.upload.queue.len() == 1 && !self.upload.wrote_any {
-                self.coalesce_first_frame(cx);
+            // Before the head goes out, a small body may join it in the same write.
+            let peek = !self.upload.wrote_any
+                && self.upload.queue.len() == 1
+                && self.upload.body.as_ref().is_some_and(|b| {
+                    b.size_hint().exact().is_some_and(|n| n > 0 && n <= COALESCE_MAX as u64)
+                });
+            if !peek {
+                ready!(self.poll_write_queue(cx)).map_err(UploadError::Write)?;
             }
-            ready!(self.poll_write_queue(cx)).map_err(UploadError::Write)?;
             let up = &mut self.upload;
             let Some(body) = up.body.as_mut() else { return Poll::Ready(Ok(())) };
-            let frame = match ready!(Pin::new(body).poll_frame(cx)) {
-                None => {
+            let frame = match Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Pending if peek => {
+                    ready!(self.poll_write_queue(cx)).map_err(UploadError::Write)?;
+                    continue;
+                }
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
                     up.body = None;
                     if up.chunked {
                         up.queue.push(Bytes::from_static(LAST_CHUNK));
@@ -173,16 +183,31 @@ impl PooledConn {
                     }
                     continue;
                 }
-                Some(Err(e)) => {
+                Poll::Ready(Some(Err(e))) => {
                     up.body = None;
+                    up.body_touched = true;
                     return Poll::Ready(Err(e.into()));
                 }
-                Some(Ok(frame)) => frame,
+                Poll::Ready(Some(Ok(frame))) => frame,
             };
-            up.body_touched = true;
             match frame.into_data() {
-                Ok(data) => up.queue_data(data)?,
+                Ok(data) if peek => {
+                    let whole = body.is_end_stream() && (up.chunked || up.owed == Some(data.len() as u64));
+                    // Put back, so a connection dead before the first write can still
+                    // hand the request back whole.
+                    body.unread(data.clone());
+                    if whole {
+                        up.coalesce(data);
+                    } else {
+                        ready!(self.poll_write_queue(cx)).map_err(UploadError::Write)?;
+                    }
+                }
+                Ok(data) => {
+                    up.body_touched = true;
+                    up.queue_data(data)?;
+                }
                 Err(frame) => {
+                    up.body_touched = true;
                     if let (true, Ok(trailers)) = (up.chunked, frame.into_trailers()) {
                         up.body = None;
                         up.queue.push(last_chunk_with(&trailers));
@@ -190,41 +215,6 @@ impl PooledConn {
                 }
             }
         }
-    }
-
-    /// When the head has not gone out yet and the body's first frame is ready and ends
-    /// the body, sends both with one write. The frame goes back into the body, kept
-    /// aside until that write succeeds, so a dead connection can still hand the request
-    /// back whole.
-    fn coalesce_first_frame(&mut self, cx: &mut Context<'_>) {
-        let up = &mut self.upload;
-        let Some(body) = up.body.as_mut() else { return };
-        if body.size_hint().exact().is_none_or(|n| n == 0 || n > COALESCE_MAX as u64) {
-            return;
-        }
-        let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut *body).poll_frame(cx) else {
-            // Pending, or the end or an error, which the main loop meets again.
-            return;
-        };
-        let Ok(data) = frame.into_data() else { return };
-        let whole = body.is_end_stream() && (up.chunked || up.owed == Some(data.len() as u64));
-        body.unread(data.clone());
-        if !whole {
-            return;
-        }
-        let mut one = BytesMut::with_capacity(up.queue[0].len() + data.len() + 16);
-        one.extend_from_slice(&up.queue[0]);
-        if up.chunked {
-            one.extend_from_slice(&chunk_head(data.len()));
-            one.extend_from_slice(&data);
-            one.extend_from_slice(CHUNK_END);
-            one.extend_from_slice(LAST_CHUNK);
-        } else {
-            one.extend_from_slice(&data);
-        }
-        up.queue[0] = one.freeze();
-        up.owed = up.owed.map(|_| 0);
-        up.spare = up.body.take();
     }
 
     fn poll_write_queue(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -283,6 +273,24 @@ impl PooledConn {
 }
 
 impl Upload {
+    /// Makes the queued head and `data`, the whole body (still held, put back, in
+    /// `body`), one buffer for one write; the body waits aside until that write succeeds.
+    fn coalesce(&mut self, data: Bytes) {
+        let mut one = BytesMut::with_capacity(self.queue[0].len() + data.len() + 16);
+        one.extend_from_slice(&self.queue[0]);
+        if self.chunked {
+            one.extend_from_slice(&chunk_head(data.len()));
+            one.extend_from_slice(&data);
+            one.extend_from_slice(CHUNK_END);
+            one.extend_from_slice(LAST_CHUNK);
+        } else {
+            one.extend_from_slice(&data);
+        }
+        self.queue[0] = one.freeze();
+        self.owed = self.owed.map(|_| 0);
+        self.spare = self.body.take();
+    }
+
     fn queue_data(&mut self, data: Bytes) -> Result<(), UploadError> {
         if data.is_empty() {
             return Ok(());
