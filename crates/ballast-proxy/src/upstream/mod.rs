@@ -227,4 +227,58 @@ mod tests {
         }
         assert_eq!(pool.idle_count(), 0);
     }
+
+    /// A connection, its server side, and an encoded bodyless request.
+    async fn pair(method: http::Method) -> (Box<PooledConn>, TcpStream, Outgoing, Authority) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr: Authority = listener.local_addr().expect("addr").to_string().parse().expect("authority");
+        let conn = connect(&addr, Duration::from_secs(5)).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        let pq = http::uri::PathAndQuery::from_static("/");
+        let head = codec::encode_request_head(&method, &pq, &http::HeaderMap::new(), RequestFraming::Empty);
+        let idempotent = method != http::Method::POST;
+        let out = Outgoing { head, body: RequestBody::empty(), framing: RequestFraming::Empty, head_request: false, idempotent };
+        (conn, server, out, addr)
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_closed_without_a_word_hands_back_only_what_may_go_again() {
+        for (method, reused, want_back) in
+            [(http::Method::GET, true, true), (http::Method::POST, true, false), (http::Method::GET, false, false)]
+        {
+            let (mut conn, server, out, addr) = pair(method.clone()).await;
+            conn.reused = reused;
+            drop(server);
+            match send(&mut conn, out, &addr, Duration::from_secs(5)).await {
+                Err(SendError::NotSent(back, _)) => {
+                    assert!(want_back, "{method} reused={reused} came back");
+                    assert!(back.head.starts_with(method.as_str().as_bytes()), "the same head comes back");
+                }
+                Err(SendError::Failed(ProxyError::Upstream { .. })) => {
+                    assert!(!want_back, "{method} reused={reused} should have come back");
+                }
+                other => panic!("{method} reused={reused}: {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn no_head_in_time_is_a_timeout_and_a_bad_head_names_its_fault() {
+        use tokio::io::AsyncWriteExt;
+        let (mut conn, _silent, out, addr) = pair(http::Method::GET).await;
+        match send(&mut conn, out, &addr, Duration::from_millis(50)).await {
+            Err(SendError::Failed(ProxyError::UpstreamTimeout { after, .. })) => {
+                assert_eq!(after, Duration::from_millis(50));
+            }
+            other => panic!("{other:?}"),
+        }
+        let (mut conn, mut server, out, addr) = pair(http::Method::GET).await;
+        server.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n").await.expect("write");
+        match send(&mut conn, out, &addr, Duration::from_secs(5)).await {
+            Err(SendError::Failed(ProxyError::UpstreamProtocol { reason, .. })) => {
+                assert_eq!(reason, "invalid or conflicting Content-Length");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
