@@ -94,17 +94,22 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for SniffIo<T> {
 
 /// Whether `buf` holds a block of header lines (lines up to an empty line) with both a
 /// `Content-Length:` and a `Transfer-Encoding:` line, names compared case-insensitively.
+///
+/// Runs on every read: only line starts are looked at (found with `memchr`), and only
+/// those beginning with `c`, `t` or an end of line are compared further.
 pub fn head_has_cl_and_te(buf: &[u8]) -> bool {
     let (mut cl, mut te) = (false, false);
-    for line in buf.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            cl = false;
-            te = false;
-            continue;
+    let line_starts = std::iter::once(0).chain(memchr::memchr_iter(b'\n', buf).map(|i| i + 1));
+    for start in line_starts {
+        let line = &buf[start..];
+        match line.first() {
+            // An empty line ends a head (a bare "\r" line counts, as CRLF does).
+            None | Some(b'\n') => (cl, te) = (false, false),
+            Some(b'\r') if matches!(line.get(1), None | Some(b'\n')) => (cl, te) = (false, false),
+            Some(b'c' | b'C') => cl |= starts_with_ci(line, b"content-length:"),
+            Some(b't' | b'T') => te |= starts_with_ci(line, b"transfer-encoding:"),
+            Some(_) => {}
         }
-        cl |= starts_with_ci(line, b"content-length:");
-        te |= starts_with_ci(line, b"transfer-encoding:");
         if cl && te {
             return true;
         }
@@ -135,9 +140,59 @@ mod tests {
             ("bare LF lines", b"POST / HTTP/1.1\nContent-Length: 1\nTransfer-Encoding: chunked\n\n", true),
             ("name only as value", b"GET / HTTP/1.1\r\nX-Note: content-length: 1 transfer-encoding: x\r\n\r\n", false),
             ("empty", b"", false),
+            ("cut by a bare CR line", b"Content-Length: 1\r\n\r\nTransfer-Encoding: x\r\n", false),
+            ("CR then text is no empty line", b"Content-Length: 1\r\n\rX\r\nTransfer-Encoding: x\r\n", true),
+            ("a read starting mid-head", b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n", true),
+            ("names without a colon", b"Content-Lengthy: 1\r\nTransfer-Encodings: x\r\n", false),
         ];
         for (name, buf, want) in cases {
             assert_eq!(head_has_cl_and_te(buf), *want, "{name}");
+        }
+    }
+
+    /// The line-by-line definition the scanner must agree with.
+    fn reference(buf: &[u8]) -> bool {
+        let (mut cl, mut te) = (false, false);
+        for line in buf.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                (cl, te) = (false, false);
+                continue;
+            }
+            cl |= line.len() >= 15 && line[..15].eq_ignore_ascii_case(b"content-length:");
+            te |= line.len() >= 18 && line[..18].eq_ignore_ascii_case(b"transfer-encoding:");
+            if cl && te {
+                return true;
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn agrees_with_the_line_by_line_definition_on_shuffled_heads() {
+        let pieces: [&[u8]; 10] = [
+            b"Content-Length: 5",
+            b"content-LENGTH:",
+            b"Transfer-Encoding: chunked",
+            b"TRANSFER-encoding:",
+            b"Host: t",
+            b"",
+            b"\r",
+            b"X-A: content-length: 1",
+            b"Content-Lengt",
+            b"tRansfer-Encoding:x",
+        ];
+        let seps: [&[u8]; 3] = [b"\r\n", b"\n", b"\r"];
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..5000 {
+            let mut buf = Vec::new();
+            for _ in 0..rng.usize(0..8) {
+                buf.extend_from_slice(pieces[rng.usize(..pieces.len())]);
+                buf.extend_from_slice(seps[rng.usize(..seps.len())]);
+            }
+            // Reads end anywhere, also inside a line.
+            buf.truncate(rng.usize(0..=buf.len()));
+            assert_eq!(head_has_cl_and_te(&buf), reference(&buf), "{:?}", String::from_utf8_lossy(&buf));
         }
     }
 }

@@ -21,21 +21,33 @@ pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// `Keep-Alive` (not among `http`'s standard names).
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-/// `Proxy-Connection` (non-standard, still sent by some clients).
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Whether `name` describes one hop and is never forwarded (RFC 9110 §7.6.1), besides
 /// the headers named in `Connection`.
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    name == header::CONNECTION
-        || name == header::TE
-        || name == header::TRAILER
-        || name == header::TRANSFER_ENCODING
-        || name == header::UPGRADE
-        || name == header::PROXY_AUTHENTICATE
-        || name == header::PROXY_AUTHORIZATION
-        || *name == KEEP_ALIVE
-        || *name == PROXY_CONNECTION
+    hop_kind(name) != Hop::No
+}
+
+/// What [`strip_hop_by_hop`] needs to know of a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hop {
+    No,
+    Connection,
+    KeepAlive,
+    Other,
+}
+
+/// One string match (a jump on the length, then a compare) instead of nine name
+/// comparisons: it runs for every header of every request and response.
+fn hop_kind(name: &HeaderName) -> Hop {
+    match name.as_str() {
+        "connection" => Hop::Connection,
+        "keep-alive" => Hop::KeepAlive,
+        // `Proxy-Connection` is non-standard, still sent by some clients.
+        "te" | "trailer" | "transfer-encoding" | "upgrade" | "proxy-authenticate" | "proxy-authorization"
+        | "proxy-connection" => Hop::Other,
+        _ => Hop::No,
+    }
 }
 
 /// Whether an HTTP/1.1 request asks to switch protocols (`Connection: upgrade` plus an
@@ -57,15 +69,28 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 /// `Upgrade` header is kept and `Connection: upgrade` re-added, so the handshake
 /// reaches the other side.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    // One pass over the (usually few) names finds the common case, nothing to strip,
-    // without hashing each hop-by-hop name.
-    if !headers.keys().any(is_hop_by_hop) {
+    // One pass over the (usually few) names finds the common cases: nothing to strip,
+    // or only `Connection` (and `Keep-Alive`), without hashing each hop-by-hop name.
+    let (mut connection, mut keep_alive, mut other) = (false, false, false);
+    for name in headers.keys() {
+        match hop_kind(name) {
+            Hop::No => {}
+            Hop::Connection => connection = true,
+            Hop::KeepAlive => keep_alive = true,
+            Hop::Other => other = true,
+        }
+    }
+    if !(connection || keep_alive || other) {
         return;
     }
-    if !upgrade && strip_plain_keep_alive(headers) {
+    if !upgrade && connection && !other && plain_keep_alive(headers) {
+        headers.remove(header::CONNECTION);
+        if keep_alive {
+            headers.remove(&KEEP_ALIVE);
+        }
         return;
     }
-    if headers.contains_key(header::CONNECTION) {
+    if connection {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
@@ -90,22 +115,13 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
-/// The usual case, without allocating: one `Connection: keep-alive` (or `close`) line,
-/// and at most a `Keep-Alive` line besides as hop-by-hop headers. Strips them and
-/// returns true; anything else is left for the general path.
-fn strip_plain_keep_alive(headers: &mut HeaderMap) -> bool {
+/// The usual case: one `Connection: keep-alive` (or `close`) line, which names no
+/// header to strip besides the hop-by-hop ones.
+fn plain_keep_alive(headers: &HeaderMap) -> bool {
     let mut lines = headers.get_all(header::CONNECTION).iter();
     let (Some(v), None) = (lines.next(), lines.next()) else { return false };
     let v = v.as_bytes();
-    if !(v.eq_ignore_ascii_case(b"keep-alive") || v.eq_ignore_ascii_case(b"close")) {
-        return false;
-    }
-    if headers.keys().any(|k| is_hop_by_hop(k) && k != header::CONNECTION && *k != KEEP_ALIVE) {
-        return false;
-    }
-    headers.remove(header::CONNECTION);
-    headers.remove(&KEEP_ALIVE);
-    true
+    v.eq_ignore_ascii_case(b"keep-alive") || v.eq_ignore_ascii_case(b"close")
 }
 
 /// The `X-Forwarded-For` value naming `client` alone (a connection computes it once,
@@ -129,23 +145,30 @@ pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, https: bool, host:
 
 /// [`add_forwarded`] with the client already formatted ([`forwarded_for_value`]).
 pub fn add_forwarded_value(headers: &mut HeaderMap, client: &HeaderValue, https: bool, host: Option<HeaderValue>) {
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.is_empty() => {
-            // Multiple header lines fold into one list, in order.
-            let mut all: Vec<&str> =
-                headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
-            all.push(client.to_str().unwrap_or_default());
-            HeaderValue::from_str(&all.join(", ")).ok()
+    // One hash of the name for the usual case (no earlier hop), through the entry.
+    match headers.entry(&X_FORWARDED_FOR) {
+        header::Entry::Vacant(e) => {
+            e.insert(client.clone());
         }
-        _ => Some(client.clone()),
-    };
-    if let Some(v) = xff {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
+        header::Entry::Occupied(mut e) => {
+            let folded = match e.get().to_str() {
+                Ok(first) if !first.is_empty() => {
+                    // Multiple header lines fold into one list, in order.
+                    let mut all: Vec<&str> = e.iter().filter_map(|v| v.to_str().ok()).collect();
+                    all.push(client.to_str().unwrap_or_default());
+                    HeaderValue::from_str(&all.join(", ")).ok()
+                }
+                _ => Some(client.clone()),
+            };
+            if let Some(v) = folded {
+                e.insert(v);
+            }
+        }
     }
     let proto = if https { "https" } else { "http" };
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     if let Some(host) = host {
-        headers.insert(X_FORWARDED_HOST.clone(), host);
+        headers.insert(&X_FORWARDED_HOST, host);
     }
 }
 
@@ -163,11 +186,14 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
     let mut buf = [0u8; 32];
     hex_into(&mut buf[..16], fastrand::u64(..));
     hex_into(&mut buf[16..], fastrand::u64(..));
-    let mut id = HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("-"));
+    // Owned by one refcounted allocation: the copies in the response and the access log
+    // share it (bytes copied from a slice would be promoted, a second allocation, at the
+    // first clone).
+    let mut id = HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(buf)).unwrap_or(HeaderValue::from_static("-"));
     // Unique per request: HTTP/2 (HPACK) then sends it as a never-indexed literal instead
     // of inserting it into, and evicting from, the connection's header table each time.
     id.set_sensitive(true);
-    headers.insert(X_REQUEST_ID.clone(), id.clone());
+    headers.insert(&X_REQUEST_ID, id.clone());
     id
 }
 
@@ -212,11 +238,24 @@ fn valid_traceparent(b: &[u8]) -> bool {
         && hex(&b[53..55])
 }
 
-fn hex_into(out: &mut [u8], mut v: u64) {
+/// Two lowercase hex digits for each byte value.
+const HEX_PAIRS: [[u8; 2]; 256] = {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for slot in out.iter_mut().rev() {
-        *slot = DIGITS[(v & 0xf) as usize];
-        v >>= 4;
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [DIGITS[i >> 4], DIGITS[i & 0xf]];
+        i += 1;
+    }
+    t
+};
+
+/// Writes `v` as lowercase hex, right-aligned, into `out` (an even length, at most 16:
+/// the low bytes of `v`), a byte per step.
+fn hex_into(out: &mut [u8], mut v: u64) {
+    for pair in out.rchunks_exact_mut(2) {
+        pair.copy_from_slice(&HEX_PAIRS[(v & 0xff) as usize]);
+        v >>= 8;
     }
 }
 

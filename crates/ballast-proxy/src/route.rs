@@ -158,19 +158,35 @@ impl Route {
 pub fn request_host<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> &'a str {
     let raw = headers
         .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
+        .and_then(|h| ascii_str(h.as_bytes()))
         .or_else(|| uri.authority().map(|a| a.as_str()))
         .unwrap_or("");
     strip_port(raw)
 }
 
+/// A header value as text when it is ASCII. A `HeaderValue` never holds a control
+/// character besides tab (nor DEL), so this accepts exactly what `HeaderValue::to_str`
+/// does, with word-at-a-time scans instead of its byte loop (it runs per request).
+fn ascii_str(b: &[u8]) -> Option<&str> {
+    if b.is_ascii() {
+        std::str::from_utf8(b).ok()
+    } else {
+        None
+    }
+}
+
+/// `host` without a trailing `:digits` port (`[v6]:port` → `v6`), in one backwards scan.
 fn strip_port(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
         // [v6]:port → v6
         return rest.split(']').next().unwrap_or(rest);
     }
-    match host.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+    let b = host.as_bytes();
+    let digits = b.iter().rev().take_while(|c| c.is_ascii_digit()).count();
+    // The byte before the trailing digits is the last ':' exactly when the text after
+    // the last ':' is all digits (or empty).
+    match b.len().checked_sub(digits + 1) {
+        Some(colon) if b[colon] == b':' => &host[..colon],
         _ => host,
     }
 }
@@ -213,6 +229,21 @@ mod tests {
         let h2: http::Uri = "http://h2.test:443/x".parse().expect("uri");
         assert_eq!(request_host(&h2, &HeaderMap::new()), "h2.test");
         assert_eq!(request_host(&uri, &HeaderMap::new()), "");
+        // Only an all-digit text after the last ':' is a port; obs-text is no host.
+        for (host, want) in [
+            ("a:", "a"),
+            (":80", ""),
+            ("a:b:80", "a:b"),
+            ("a:8x", "a:8x"),
+            ("a:80:x", "a:80:x"),
+            ("8080", "8080"),
+            ("", ""),
+        ] {
+            assert_eq!(strip_port(host), want, "{host}");
+        }
+        let mut m = HeaderMap::new();
+        m.insert(http::header::HOST, HeaderValue::from_bytes(b"h\xe9.test").expect("obs-text"));
+        assert_eq!(request_host(&h2, &m), "h2.test", "a non-ASCII Host falls back to the authority");
     }
 
     #[test]

@@ -119,6 +119,70 @@ async fn slow_headers_are_cut_off_while_other_clients_are_served() {
     assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
 }
 
+/// Reads one response with a `Content-Length` body from `s`; returns its head.
+async fn read_response(s: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                .and_then(|v| v.parse().ok())
+                .expect("a content-length");
+            if buf.len() >= end + 4 + len {
+                return head;
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk)).await.expect("in time").expect("read");
+        assert!(n > 0, "closed before a full response: {}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
+async fn a_slow_head_after_a_keep_alive_request_is_cut_off() {
+    let b = echo("a").await;
+    let (_proxy, addr) =
+        proxy(&simple_config(&[b.addr], "[balancer.timeouts]\nheader_read = \"300ms\"", "")).await;
+    let mut slow = TcpStream::connect(addr).await.expect("connect");
+    for _ in 0..3 {
+        slow.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await.expect("write");
+        let head = read_response(&mut slow).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    }
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ").await.expect("write");
+    let started = tokio::time::Instant::now();
+    assert_eq!(send(addr, get("/")).await.status, StatusCode::OK);
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the slow connection must be closed by the proxy");
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(250), "closed too early: {elapsed:?}");
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+}
+
+#[tokio::test]
+async fn a_body_slower_than_the_header_limit_is_not_cut_off() {
+    let b = echo("a").await;
+    let (_proxy, addr) =
+        proxy(&simple_config(&[b.addr], "[balancer.timeouts]\nheader_read = \"200ms\"", "")).await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\n").await.expect("write");
+    // The head is complete; the body takes three header limits to arrive.
+    for part in [&b"ab"[..], b"cd", b"ef"] {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        s.write_all(part).await.expect("write body");
+    }
+    let head = read_response(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // And the connection still serves the next request.
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await.expect("write");
+    assert!(read_response(&mut s).await.starts_with("HTTP/1.1 200"));
+}
+
 #[tokio::test]
 async fn connect_method_is_refused() {
     let b = echo("a").await;

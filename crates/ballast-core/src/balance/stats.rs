@@ -88,7 +88,8 @@ impl BackendStats {
             .max(1);
         self.rif_latency.observe(now, rif, latency, success, true);
         self.latency.record(latency);
-        let mut sample = latency.as_nanos() as f64;
+        // Through u64 (584 years of ns): no 128-bit float conversion per request.
+        let mut sample = duration_ns(latency) as f64;
         if !success {
             self.failures.fetch_add(1, Ordering::Relaxed);
             let current = self.peak_ewma(now).unwrap_or(PEAK_EWMA_DEFAULT_RTT);
@@ -169,7 +170,7 @@ impl BackendStats {
     /// so new backends get tried; the latency is floored at 1 ns so that fully decayed
     /// backends still compare by their in-flight count.
     pub fn peak_ewma_cost(&self, now: Duration) -> f64 {
-        let rtt = self.peak_ewma(now).unwrap_or(PEAK_EWMA_DEFAULT_RTT).as_nanos() as f64;
+        let rtt = duration_ns(self.peak_ewma(now).unwrap_or(PEAK_EWMA_DEFAULT_RTT)) as f64;
         rtt.max(1.0) * (f64::from(self.in_flight.load(Ordering::Relaxed)) + 1.0)
     }
 

@@ -151,3 +151,42 @@ fn affinity_cookie_format() {
     assert_eq!(affinity_cookie("aff", "x", None).expect("valid"), "aff=x; Path=/; HttpOnly");
     assert!(affinity_cookie("aff", "bad\nid", None).is_none());
 }
+
+#[test]
+fn hex_digits_match_the_formatter() {
+    for v in [0u64, 1, 0xf, 0x10, 0xdead_beef, u64::MAX, 0x0123_4567_89ab_cdef, fastrand::u64(..)] {
+        let mut out = [0u8; 16];
+        hex_into(&mut out, v);
+        assert_eq!(std::str::from_utf8(&out).expect("ascii"), format!("{v:016x}"));
+    }
+}
+
+#[test]
+fn every_hop_by_hop_name_is_known_in_any_case() {
+    for name in [
+        "Connection",
+        "keep-alive",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "Proxy-Connection",
+    ] {
+        assert!(is_hop_by_hop(&HeaderName::try_from(name).expect("name")), "{name}");
+    }
+    for name in ["host", "x-forwarded-for", "content-length", "connection-x", "t", "tea"] {
+        assert!(!is_hop_by_hop(&HeaderName::try_from(name).expect("name")), "{name}");
+    }
+}
+
+#[test]
+fn keep_alive_alone_or_with_another_hop_header_is_stripped_too() {
+    let mut h = map(&[("keep-alive", "timeout=5"), ("host", "a")]);
+    strip_hop_by_hop(&mut h, false);
+    assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["host"]);
+    let mut h = map(&[("connection", "keep-alive"), ("keep-alive", "timeout=5"), ("te", "trailers"), ("host", "a")]);
+    strip_hop_by_hop(&mut h, false);
+    assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["host"]);
+}
