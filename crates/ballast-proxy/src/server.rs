@@ -18,7 +18,8 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
@@ -36,7 +37,9 @@ pub struct ProxyServer {
     listeners: Mutex<Vec<Listener>>,
     retired: Mutex<Vec<JoinHandle<()>>>,
     /// Runtimes that accept: one per worker in the sharded mode, else the caller's.
-    runtimes: Vec<Handle>,
+    runtimes: Arc<[Handle]>,
+    /// Open client connections per runtime, so accepts keep the workers even.
+    spread: Arc<Spread>,
     /// The config in force (controller lists applied) and the controller's lists.
     applied: Mutex<Applied>,
 }
@@ -95,8 +98,9 @@ impl ProxyServer {
     /// handles), whose accept loop and connections stay on that runtime. Must run
     /// inside a tokio runtime (any).
     pub fn start_on(config: &Config, access: AccessLog, runtimes: &[Handle]) -> Result<ProxyServer, ProxyError> {
-        let runtimes = if runtimes.is_empty() { vec![Handle::current()] } else { runtimes.to_vec() };
+        let runtimes: Arc<[Handle]> = if runtimes.is_empty() { Arc::new([Handle::current()]) } else { runtimes.into() };
         let server = ProxyServer {
+            spread: Arc::new(Spread::new(runtimes.len())),
             registry: Arc::new(StatsRegistry::default()),
             conns: ConnRegistry::new(runtimes.len()),
             clock: Clock::start(),
@@ -115,6 +119,12 @@ impl ProxyServer {
         *server.listeners.lock().unwrap_or_else(PoisonError::into_inner) = running;
         server.registry.sync_tasks(config, server.clock);
         Ok(server)
+    }
+
+    /// Open client connections per worker runtime, in worker order (one entry outside
+    /// the sharded mode). Accepts keep these within one of each other (see [`Spread`]).
+    pub fn open_connections(&self) -> Vec<usize> {
+        self.spread.open.iter().map(|n| n.load(Ordering::Relaxed)).collect()
     }
 
     /// The bound address of each listener, by balancer name (useful with port 0).
@@ -348,16 +358,21 @@ impl ProxyServer {
         let limit = Arc::new(Semaphore::new(p.max_connections));
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::with_capacity(p.sockets.len());
-        for (socket, runtime) in p.sockets.into_iter().zip(&self.runtimes) {
+        for (worker, (socket, runtime)) in p.sockets.into_iter().zip(self.runtimes.iter()).enumerate() {
             // Registering the socket with a runtime's reactor needs that runtime entered.
             let _entered = runtime.enter();
             match TcpListener::from_std(socket) {
                 Ok(listener) => tasks.push(runtime.spawn(accept_loop(
                     listener,
-                    state.clone(),
-                    tls.clone(),
+                    Serving {
+                        state: state.clone(),
+                        tls: tls.clone(),
+                        stop: stop_rx.clone(),
+                        worker,
+                        runtimes: self.runtimes.clone(),
+                        spread: self.spread.clone(),
+                    },
                     limit.clone(),
-                    stop_rx.clone(),
                 ))),
                 Err(e) => tracing::error!(balancer = %p.name, error = %e, "cannot register a listening socket"),
             }
@@ -421,13 +436,19 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-async fn accept_loop(
-    listener: TcpListener,
+/// What an accept loop hands every connection it serves.
+struct Serving {
     state: Arc<ListenerState>,
     tls: Arc<ArcSwapOption<rustls::ServerConfig>>,
-    limit: Arc<Semaphore>,
-    mut stop: watch::Receiver<bool>,
-) {
+    stop: watch::Receiver<bool>,
+    /// The runtime this loop accepts on (its index in `runtimes`).
+    worker: usize,
+    runtimes: Arc<[Handle]>,
+    spread: Arc<Spread>,
+}
+
+async fn accept_loop(listener: TcpListener, serving: Serving, limit: Arc<Semaphore>) {
+    let mut stop = serving.stop.clone();
     // Every connection task holds a sender; `recv` returns None once all are gone.
     let (alive, mut all_closed) = mpsc::channel::<()>(1);
     loop {
@@ -449,14 +470,100 @@ async fn accept_loop(
             () = stopped(&mut stop) => break,
         };
         let _ = stream.set_nodelay(true);
-        let (state, tls, stop, alive) = (state.clone(), tls.clone(), stop.clone(), alive.clone());
-        tokio::spawn(async move {
+        let target = serving.spread.target(serving.worker);
+        let open = OpenConn::count(&serving.spread, target);
+        let (state, tls, stop, alive) = (serving.state.clone(), serving.tls.clone(), serving.stop.clone(), alive.clone());
+        let serve = move |stream| async move {
             conn::serve(stream, peer, state, tls, stop).await;
-            drop(permit);
-            drop(alive);
-        });
+            drop((permit, open, alive));
+        };
+        if target == serving.worker {
+            tokio::spawn(serve(stream));
+            continue;
+        }
+        // Another worker has fewer connections: it takes this one. The socket leaves
+        // this runtime's reactor and joins that one's.
+        match stream.into_std() {
+            Ok(std_stream) => {
+                serving.runtimes[target].spawn(async move {
+                    match TcpStream::from_std(std_stream) {
+                        Ok(stream) => serve(stream).await,
+                        Err(e) => tracing::warn!(%peer, error = %e, "cannot move a connection to another worker"),
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(%peer, error = %e, "cannot move a connection to another worker"),
+        }
     }
     drop(listener);
     drop(alive);
     let _ = all_closed.recv().await;
+}
+
+/// Open client connections per worker runtime, over every listener. With `SO_REUSEPORT`
+/// the kernel spreads connections by a hash of their addresses: 64 keep-alive clients
+/// easily land 28 on one worker and 36 on the other, and the busier one sets the tail
+/// latency. An accept loop therefore hands a new connection to the worker with the
+/// fewest open ones when its own has more, so the counts stay within one of each other.
+#[derive(Debug)]
+struct Spread {
+    open: Vec<AtomicUsize>,
+}
+
+impl Spread {
+    fn new(workers: usize) -> Self {
+        Spread { open: (0..workers.max(1)).map(|_| AtomicUsize::new(0)).collect() }
+    }
+
+    /// The worker that should serve a connection accepted on `me`: `me` unless another
+    /// has fewer open connections (then the one with the fewest).
+    fn target(&self, me: usize) -> usize {
+        let count = |i: usize| self.open[i].load(Ordering::Relaxed);
+        let (least, fewest) = (0..self.open.len()).map(|i| (i, count(i))).min_by_key(|&(_, n)| n).unwrap_or((me, 0));
+        if count(me) > fewest {
+            least
+        } else {
+            me
+        }
+    }
+}
+
+/// One open connection counted on its worker for as long as it lives.
+struct OpenConn {
+    spread: Arc<Spread>,
+    worker: usize,
+}
+
+impl OpenConn {
+    fn count(spread: &Arc<Spread>, worker: usize) -> Self {
+        spread.open[worker].fetch_add(1, Ordering::Relaxed);
+        OpenConn { spread: spread.clone(), worker }
+    }
+}
+
+impl Drop for OpenConn {
+    fn drop(&mut self) {
+        self.spread.open[self.worker].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_goes_to_the_worker_with_the_fewest() {
+        let spread = Arc::new(Spread::new(3));
+        assert_eq!(spread.target(1), 1, "all even: stay");
+        let _a = OpenConn::count(&spread, 1);
+        assert_eq!(spread.target(1), 0, "busier than the others: the first with the fewest");
+        assert_eq!(spread.target(2), 2, "as few as any: stay");
+        let _b = OpenConn::count(&spread, 0);
+        assert_eq!(spread.target(1), 2);
+        {
+            let _c = OpenConn::count(&spread, 2);
+            assert_eq!(spread.target(1), 1, "even again");
+        }
+        assert_eq!(spread.open.iter().map(|n| n.load(Ordering::Relaxed)).sum::<usize>(), 2, "closing uncounts");
+    }
 }

@@ -33,3 +33,33 @@ async fn sharded_workers_serve_reload_and_drain() {
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "every worker's socket is closed");
     workers.stop();
 }
+
+#[tokio::test]
+async fn connections_spread_evenly_over_the_workers() {
+    let a = echo("a").await;
+    let workers = Workers::start(2).expect("workers");
+    let proxy = ProxyServer::start_on(&config(&simple_config(&[a.addr], "", "")), AccessLog::off(), workers.handles())
+        .expect("start");
+    let addr = proxy.local_addr("web").expect("addr");
+    // 16 keep-alive connections, opened one after another and kept open: the kernel's
+    // address hash alone would split them unevenly more often than not.
+    let mut open = Vec::new();
+    for _ in 0..16 {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.expect("handshake");
+        let driver = tokio::spawn(conn);
+        let resp = sender.send_request(get("/")).await.expect("response");
+        assert_eq!(resp.status(), StatusCode::OK);
+        open.push((sender, driver));
+    }
+    assert_eq!(proxy.open_connections(), vec![8, 8], "every worker serves its share");
+    drop(open);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while proxy.open_connections().iter().sum::<usize>() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "closed connections are uncounted: {:?}", proxy.open_connections());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(proxy.shutdown(Duration::from_secs(5)).await);
+    workers.stop();
+}
