@@ -53,11 +53,35 @@ export BALLAST
 CMD='exec $BALLAST proxy --listen 127.0.0.1:$PROXY_PORT --to $BACKENDS --balance $LB_POLICY --threads $BALLAST_THREADS'
 export BALLAST_THREADS=1
 
+# The harness gives every session it starts the priority NICE, but it writes the session's
+# autogroup nice right after forking, racing the child's own setsid(), and renices only
+# the main thread. On a busy machine a proxy can thus run at nice 0 while the load
+# generator runs at NICE (seen here: ballast's worker thread, started before the renice,
+# stayed at 0). This watcher applies NICE to every thread and session of every process
+# under test (load generators, backends, all proxies alike: every descendant of this
+# script) while a mode runs.
+PRIO=
+start_prio() {
+  [[ ${NICE:-0} != 0 ]] || return 0
+  (
+    while sleep 0.2; do
+      # Every descendant of this script (the harness and all it started), nothing else.
+      for pid in $(ps -e -o pid=,ppid= | awk -v root=$$ '{ parent[$1] = $2 }
+          END { for (p in parent) { q = p; while (q in parent && q != root && q > 1) q = parent[q]; if (q == root && p != root) print p } }'); do
+        [[ -w /proc/$pid/autogroup ]] && echo "$NICE" >"/proc/$pid/autogroup" 2>/dev/null
+        for t in /proc/"$pid"/task/*; do renice -n "$NICE" -p "${t##*/}" >/dev/null 2>&1; done
+      done
+    done
+  ) &
+  PRIO=$!
+}
+stop_prio() { [[ -n $PRIO ]] && kill "$PRIO" 2>/dev/null; wait "$PRIO" 2>/dev/null || true; PRIO=; }
+
 # Peak RSS of every proxy (ballast, haproxy, nginx workers summed) while a mode runs.
 SAMPLER=
 start_rss() { python3 "$ROOT/bench/rss_sampler.py" "$1" & SAMPLER=$!; }
 stop_rss() { kill -TERM "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null || true; }
-trap stop_rss EXIT
+trap 'stop_rss; stop_prio' EXIT
 
 run_main() { # threads
   local nt=$1 cpus peers
@@ -115,6 +139,7 @@ if ratios:
 PY
 }
 
+start_prio
 case $WHAT in
   main1) run_main 1 ;;
   main2) run_main 2 ;;
