@@ -6,10 +6,10 @@
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use crate::upstream::{ConnPool, PooledConn};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+
+pub use crate::upstream::{RelayError, UpstreamBody};
 
 /// Why a request body stream stopped.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,8 @@ pub enum BodyError {
 #[derive(Debug)]
 pub struct RequestBody {
     inner: Option<Incoming>,
+    /// A frame taken and put back ([`RequestBody::unread`]), returned first.
+    pending: Option<Bytes>,
     seen: u64,
     limit: u64,
 }
@@ -37,12 +39,19 @@ pub struct RequestBody {
 impl RequestBody {
     /// Streams `inner` with a cap of `limit` bytes (0: unlimited).
     pub fn capped(inner: Incoming, limit: u64) -> Self {
-        RequestBody { inner: Some(inner), seen: 0, limit }
+        RequestBody { inner: Some(inner), pending: None, seen: 0, limit }
     }
 
     /// An empty body.
     pub fn empty() -> Self {
-        RequestBody { inner: None, seen: 0, limit: 0 }
+        RequestBody { inner: None, pending: None, seen: 0, limit: 0 }
+    }
+
+    /// Puts a data frame just taken back in front, as if it had not been read (the
+    /// upstream side peeks at a small body to send it with the head).
+    pub fn unread(&mut self, data: Bytes) {
+        self.seen = self.seen.saturating_sub(data.len() as u64);
+        self.pending = Some(data);
     }
 }
 
@@ -55,6 +64,10 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
+        if let Some(data) = this.pending.take() {
+            this.seen += data.len() as u64;
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
         let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
         match ready!(Pin::new(inner).poll_frame(cx)) {
             Some(Ok(frame)) => {
@@ -73,22 +86,34 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Body::is_end_stream)
+        self.pending.is_none() && self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+        let mut hint = self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), Body::size_hint);
+        if let Some(p) = &self.pending {
+            let n = p.len() as u64;
+            match hint.exact() {
+                Some(e) => hint.set_exact(e + n),
+                None => {
+                    hint.set_lower(hint.lower() + n);
+                    if let Some(u) = hint.upper() {
+                        hint.set_upper(u + n);
+                    }
+                }
+            }
+        }
+        hint
     }
 }
 
 /// A response body sent to the client.
 #[derive(Debug)]
 pub enum ResponseBody {
-    /// The upstream's body, relayed as it arrives, driving its connection (which feeds
-    /// it) meanwhile; once it has been read to the end the connection goes back to the
-    /// instance's pool.
-    Upstream(Incoming, Option<(PooledConn, Arc<ConnPool>)>),
-    /// A short local body (error text), sent once.
+    /// The upstream's body, read off its connection as the client takes it (see
+    /// [`UpstreamBody`]).
+    Upstream(UpstreamBody),
+    /// A short local body (error text), sent once; `None` once sent, or empty.
     Full(Option<Bytes>),
 }
 
@@ -97,73 +122,38 @@ impl ResponseBody {
     pub fn text(s: &'static str) -> Self {
         ResponseBody::Full(Some(Bytes::from_static(s.as_bytes())))
     }
-
-    /// The upstream body `body`, whose connection `conn` returns to `pool` at its end.
-    pub fn upstream(body: Incoming, conn: Option<(PooledConn, Arc<ConnPool>)>) -> Self {
-        let mut b = ResponseBody::Upstream(body, conn);
-        b.release_if_done();
-        b
-    }
-
-    fn release_if_done(&mut self) {
-        if let ResponseBody::Upstream(body, conn) = self {
-            if body.is_end_stream() {
-                if let Some((c, pool)) = conn.take() {
-                    pool.give_back(c);
-                }
-            }
-        }
-    }
 }
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = RelayError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        match this {
-            ResponseBody::Upstream(b, conn) => {
-                if let Some((c, _)) = conn.as_mut() {
-                    // Reads what the body needs (and sends what is left of the request).
-                    let _ = c.poll_conn(cx);
-                }
-                let res = ready!(Pin::new(b).poll_frame(cx));
-                match &res {
-                    None => {
-                        if let Some((c, pool)) = conn.take() {
-                            pool.give_back(c);
-                        }
-                    }
-                    Some(Ok(_)) => this.release_if_done(),
-                    // A broken body leaves the connection unusable: drop it.
-                    Some(Err(_)) => *conn = None,
-                }
-                Poll::Ready(res)
-            }
+    ) -> Poll<Option<Result<Frame<Bytes>, RelayError>>> {
+        match self.get_mut() {
+            ResponseBody::Upstream(b) => b.poll_frame(cx),
             ResponseBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ResponseBody::Upstream(b, _) => b.is_end_stream(),
+            ResponseBody::Upstream(b) => b.is_end_stream(),
             ResponseBody::Full(b) => b.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ResponseBody::Upstream(b, _) => b.size_hint(),
+            ResponseBody::Upstream(b) => b.size_hint(),
             ResponseBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |d| d.len() as u64)),
         }
     }
 }
 
-/// Whether `err` (a client error) was caused by the request body passing its cap.
+/// Whether `err` was caused by the request body passing its cap.
 pub fn is_body_too_large(err: &(dyn std::error::Error + 'static)) -> Option<u64> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {

@@ -81,8 +81,8 @@ pub enum ProxyError {
     Upstream {
         /// The upstream address.
         addr: String,
-        /// The HTTP error.
-        source: hyper::Error,
+        /// The I/O error (reset, closed, or the client's body failing meanwhile).
+        source: std::io::Error,
     },
     /// The upstream answered with something the proxy cannot relay (e.g. `101` to a
     /// request that did not ask to upgrade).

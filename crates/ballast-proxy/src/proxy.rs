@@ -2,21 +2,22 @@
 //! the request, retry safe failures elsewhere, relay the response (or the upgrade).
 
 use crate::access_log::{AccessLog, Entry};
-use crate::body::{RequestBody, ResponseBody};
+use crate::body::{RequestBody, ResponseBody, UpstreamBody};
 use crate::conn_io::ConnInfo;
 use crate::error::ProxyError;
 use crate::forward;
 use crate::resilience_glue::{Admission, Refusal};
 use crate::snapshot::{Pool, Snapshot};
 use crate::stats_glue::Clock;
-use crate::upstream::{self, ConnPool, PooledConn, SendError};
+use crate::upstream::codec::{self, ResponseHead};
+use crate::upstream::{self, Outgoing, PooledConn, SendError};
 use arc_swap::ArcSwap;
 use ballast_core::balance::PickContext;
 use ballast_core::config::AccessLogFormat;
 use ballast_core::resilience::Outcome;
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -215,13 +216,19 @@ async fn proxy(
         // HTTP/2 carries the host in :authority; HTTP/1.1 upstreams need a Host header.
         parts.headers.insert(header::HOST, host);
     }
+    // Origin form: HTTP/1.1 upstreams get the path; the host travels in `Host`. The head
+    // is encoded once: every attempt sends the same bytes.
     let pq = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
     let bodyless = body.is_end_stream();
+    let framing = codec::request_framing(&body.size_hint(), bodyless);
+    let head = codec::encode_request_head(&parts.method, &pq, &parts.headers, framing);
+    let head_request = parts.method == Method::HEAD;
+    let is_idempotent = idempotent(&parts.method);
     // A request that went out may be sent again only when that cannot do harm twice and
     // there is no body to replay; one that did not go out may always go elsewhere.
-    let resend_ok = bodyless && idempotent(&parts.method);
+    let resend_ok = bodyless && is_idempotent;
     let mut body = Some(if bodyless { RequestBody::empty() } else { RequestBody::capped(body, max_body) });
-    let mut unsent: Option<Request<RequestBody>> = None;
+    let mut unsent: Option<Outgoing> = None;
     let guard = &pool.guard;
     let max_attempts = (1 + guard.retries()).min(MAX_ATTEMPTS);
     // Instances tried or refused by this request; allocates only once one is.
@@ -277,29 +284,16 @@ async fn proxy(
         };
         let pinned = sticky == Some(pool.balancer.backends()[idx].id.as_str());
         let authority = &pool.authorities[idx];
-        // Origin form: HTTP/1.1 upstreams get the path; the host travels in `Host`.
-        let uri = Uri::from(pq.clone());
-        let mut req = match (unsent.take(), body.take()) {
-            (Some(mut back), _) => {
-                *back.uri_mut() = uri;
-                back
-            }
+        let req = match (unsent.take(), body.take()) {
+            (Some(back), _) => back,
             (None, Some(b)) => {
-                let last = tried + 1 == max_attempts;
-                let headers =
-                    if resend_ok && !last { parts.headers.clone() } else { std::mem::take(&mut parts.headers) };
                 if resend_ok {
                     body = Some(RequestBody::empty());
                 }
-                let mut r = Request::new(b);
-                *r.method_mut() = parts.method.clone();
-                *r.uri_mut() = uri;
-                *r.headers_mut() = headers;
-                r
+                Outgoing { head: head.clone(), body: b, framing, head_request, idempotent: is_idempotent }
             }
             (None, None) => break,
         };
-        *req.version_mut() = Version::HTTP_11;
         let stats = pool.balancer.stats(idx);
         stats.on_request_start();
         let checked_out = if reuse { pool.conns[idx].checkout() } else { None };
@@ -324,11 +318,10 @@ async fn proxy(
         let t1 = state.clock.now();
         match result {
             Ok(resp) => {
-                let status = resp.status().as_u16();
+                let status = resp.parts.status.as_u16();
                 stats.on_request_end(t1, t1.saturating_sub(t0), status < 500);
                 guard.finish(admission, Some(Outcome::from_status(status)), t1);
-                let conn = (sender, pool.conns[idx].clone());
-                let resp = relay(resp, pool, idx, conn, pinned, client_upgrade, request_id)?;
+                let resp = relay(resp, pool, idx, sender, pinned, client_upgrade, request_id)?;
                 return Ok((resp, authority.to_string()));
             }
             Err(SendError::NotSent(back, source)) => {
@@ -437,36 +430,16 @@ async fn select<'p>(
 /// affinity cookie in, and for `101 Switching Protocols` a tunnel between the two
 /// upgraded connections.
 fn relay(
-    mut resp: Response<Incoming>,
+    resp: ResponseHead,
     pool: &Pool,
     idx: usize,
-    conn: (PooledConn, Arc<ConnPool>),
+    conn: Box<PooledConn>,
     pinned: bool,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     request_id: &HeaderValue,
 ) -> Result<Response<ResponseBody>, ProxyError> {
-    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    if switching {
-        let Some(client_side) = client_upgrade else {
-            return Err(ProxyError::UpstreamProtocol {
-                addr: pool.authorities[idx].to_string(),
-                reason: "101 to a request that did not upgrade",
-            });
-        };
-        let upstream_side = hyper::upgrade::on(&mut resp);
-        tokio::spawn(async move {
-            match tokio::try_join!(client_side, upstream_side) {
-                Ok((c, u)) => {
-                    let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
-                    if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
-                        tracing::debug!(error = %e, "upgraded tunnel closed with an error");
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "upgrade failed"),
-            }
-        });
-    }
-    let (mut parts, body) = resp.into_parts();
+    let ResponseHead { mut parts, body: kind, reusable } = resp;
+    let switching = parts.status == StatusCode::SWITCHING_PROTOCOLS;
     forward::strip_hop_by_hop(&mut parts.headers, switching);
     parts.version = Version::default();
     parts.headers.insert(forward::X_REQUEST_ID.clone(), request_id.clone());
@@ -475,13 +448,30 @@ fn relay(
             parts.headers.append(header::SET_COOKIE, c);
         }
     }
-    // After a switch the connection belongs to the tunnel (its own task completes the
-    // upgrade); otherwise it returns to the pool once the body has been relayed.
-    let conn = if switching {
-        conn.0.spawn_driver();
-        None
-    } else {
-        Some(conn)
+    if !switching {
+        // The body reads itself off the connection, which returns to the pool at its end.
+        let body = UpstreamBody::new(conn, pool.conns[idx].clone(), kind, reusable);
+        return Ok(Response::from_parts(parts, ResponseBody::Upstream(body)));
+    }
+    let Some(client_side) = client_upgrade else {
+        return Err(ProxyError::UpstreamProtocol {
+            addr: pool.authorities[idx].to_string(),
+            reason: "101 to a request that did not upgrade",
+        });
     };
-    Ok(Response::from_parts(parts, ResponseBody::upstream(body, conn)))
+    // After a switch the connection belongs to the tunnel, with any bytes the upstream
+    // sent past its head.
+    let mut upstream_side = conn.into_tunnel();
+    tokio::spawn(async move {
+        match client_side.await {
+            Ok(c) => {
+                let mut c = TokioIo::new(c);
+                if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut upstream_side).await {
+                    tracing::debug!(error = %e, "upgraded tunnel closed with an error");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+        }
+    });
+    Ok(Response::from_parts(parts, ResponseBody::Full(None)))
 }
