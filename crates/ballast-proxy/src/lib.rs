@@ -1,5 +1,6 @@
 //! ballast-proxy: the data plane. HTTP/1.1 and HTTP/2 (h2c, or TLS with ALPN) in,
-//! pooled keep-alive HTTP/1.1 out, on hyper 1.x, tokio and rustls.
+//! pooled keep-alive HTTP/1.1 out, on tokio and rustls: hyper 1.x serves the clients, and
+//! our own lean HTTP/1.1 client (httparse heads, hand-written framing) talks upstream.
 //!
 //! # The request path
 //!
@@ -39,7 +40,9 @@
 //!    or started.
 //! 5. **Send** ([`upstream`]): an idle keep-alive connection of the instance is taken
 //!    from its pool, or a new one opened within `timeouts.connect` (`TCP_NODELAY`). The
-//!    body streams through a byte cap ([`body`]: 413 when passed); the response head
+//!    request head is encoded once (a retry re-sends the same bytes); the body streams
+//!    through a byte cap ([`body`]: 413 when passed), chunk-encoded when its length is
+//!    unknown, full duplex with the response; the response head
 //!    must come within `upstream_response` (504). Retries, at most [`MAX_ATTEMPTS`]
 //!    instances in all, each avoiding those already tried: a connect failure moves the
 //!    untouched request (body included) to another instance; a pooled connection found
