@@ -285,7 +285,12 @@ async fn proxy(
         let pinned = sticky == Some(pool.balancer.backends()[idx].id.as_str());
         let authority = &pool.authorities[idx];
         let req = match (unsent.take(), body.take()) {
-            (Some(back), _) => back,
+            // A request handed back unsent goes out again; the spare empty body of a
+            // resendable request stays for the attempt after this one.
+            (Some(back), spare) => {
+                body = spare;
+                back
+            }
             (None, Some(b)) => {
                 if resend_ok {
                     body = Some(RequestBody::empty());

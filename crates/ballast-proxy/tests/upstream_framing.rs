@@ -328,3 +328,27 @@ async fn a_response_with_bytes_past_its_body_does_not_go_back_to_the_pool() {
     }
     assert_eq!(b.accepted.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn a_get_handed_back_unsent_and_then_failing_still_gets_its_last_retry() {
+    // Three instances in round-robin order: one that refuses connections (the request
+    // comes back untouched), one that drops every request it reads (a failure after
+    // sending), one that answers. With two retries allowed, every GET must end with a
+    // 200 whichever of them comes first: a request handed back unsent must keep its
+    // spare empty body for the attempt after the next one.
+    let refused = {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let dropping = raw(|mut s| async move {
+        let _ = read_head(&mut s).await;
+    })
+    .await;
+    let good = answering(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+    let toml = simple_config(&[refused, dropping.addr, good.addr], "", "[pool.retry]\nattempts = 2\nmin_per_second = 1000\n");
+    let (_server, addr) = proxy(&toml).await;
+    for i in 0..9 {
+        let got = try_get(addr).await;
+        assert_eq!(got.map(|(s, _)| s), Ok(StatusCode::OK), "request {i}");
+    }
+}
