@@ -7,13 +7,19 @@ use common::*;
 use http::{Request, StatusCode};
 use std::time::Duration;
 
+/// Two worker threads and a proxy sharded over them, balancing over `backend`.
+fn sharded_proxy(backend: std::net::SocketAddr) -> (Workers, ProxyServer, std::net::SocketAddr) {
+    let workers = Workers::start(2).expect("workers");
+    let proxy = ProxyServer::start_on(&config(&simple_config(&[backend], "", "")), AccessLog::off(), workers.handles())
+        .expect("start");
+    let addr = proxy.local_addr("web").expect("addr");
+    (workers, proxy, addr)
+}
+
 #[tokio::test]
 async fn sharded_workers_serve_reload_and_drain() {
     let (a, b) = (echo("a").await, echo("b").await);
-    let workers = Workers::start(2).expect("workers");
-    let proxy = ProxyServer::start_on(&config(&simple_config(&[a.addr], "", "")), AccessLog::off(), workers.handles())
-        .expect("start");
-    let addr = proxy.local_addr("web").expect("addr");
+    let (workers, proxy, addr) = sharded_proxy(a.addr);
     let mut tasks = Vec::new();
     for _ in 0..16 {
         tasks.push(tokio::spawn(async move {
@@ -37,10 +43,7 @@ async fn sharded_workers_serve_reload_and_drain() {
 #[tokio::test]
 async fn connections_spread_evenly_over_the_workers() {
     let a = echo("a").await;
-    let workers = Workers::start(2).expect("workers");
-    let proxy = ProxyServer::start_on(&config(&simple_config(&[a.addr], "", "")), AccessLog::off(), workers.handles())
-        .expect("start");
-    let addr = proxy.local_addr("web").expect("addr");
+    let (workers, proxy, addr) = sharded_proxy(a.addr);
     // 16 keep-alive connections, opened one after another and kept open: the kernel's
     // address hash alone would split them unevenly more often than not.
     let mut open = Vec::new();

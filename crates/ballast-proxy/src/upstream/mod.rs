@@ -181,10 +181,16 @@ mod tests {
     use super::*;
     use tokio::net::TcpListener;
 
+    /// A listener on a free loopback port and its address as an upstream authority.
+    async fn listening() -> (TcpListener, Authority) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string().parse().expect("authority");
+        (listener, addr)
+    }
+
     #[tokio::test]
     async fn the_oldest_idle_connections_are_swept_once_their_instance_closed_them() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr: Authority = listener.local_addr().expect("addr").to_string().parse().expect("authority");
+        let (listener, addr) = listening().await;
         let pool = ConnPool::new(1);
         let oldest = connect(&addr, Duration::from_secs(5)).await.expect("connect");
         let (server_side_of_oldest, _) = listener.accept().await.expect("accept");
@@ -209,8 +215,7 @@ mod tests {
     #[tokio::test]
     async fn checkout_drops_an_idle_connection_that_got_stray_bytes_or_eof() {
         use tokio::io::AsyncWriteExt;
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr: Authority = listener.local_addr().expect("addr").to_string().parse().expect("authority");
+        let (listener, addr) = listening().await;
         let pool = ConnPool::new(1);
         let chatty = connect(&addr, Duration::from_secs(5)).await.expect("connect");
         let (mut server_side, _) = listener.accept().await.expect("accept");
@@ -230,8 +235,7 @@ mod tests {
 
     /// A connection, its server side, and an encoded bodyless request.
     async fn pair(method: http::Method) -> (Box<PooledConn>, TcpStream, Outgoing, Authority) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr: Authority = listener.local_addr().expect("addr").to_string().parse().expect("authority");
+        let (listener, addr) = listening().await;
         let conn = connect(&addr, Duration::from_secs(5)).await.expect("connect");
         let (server, _) = listener.accept().await.expect("accept");
         let pq = http::uri::PathAndQuery::from_static("/");
