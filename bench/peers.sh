@@ -22,6 +22,10 @@
 # Usage: bench/peers.sh [main1|main2|hetero|hetero5|guarded|homog|all]   (default all; ~12 min)
 # Knobs: DURATION, CONNS, SLOW_MS, ... pass through to bench.sh. BALLAST=path/to/binary
 # (default: builds target/release/ballast). OUT (default target/bench-peers/<stamp>).
+# RUNS=N (default 1) runs each chosen mode (except homog, which pairs by itself) N times
+# in turn (main1, main2, ..., then again): this shared machine's speed drifts by ±20%
+# within minutes, so one run's ratio can land either side of a target. The report then
+# adds, per ballast row, every run's ratio to HAProxy and their median.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HARNESS=${HARNESS:-$ROOT/../shared/bench/peers/bench.sh}
@@ -83,19 +87,24 @@ start_rss() { python3 "$ROOT/bench/rss_sampler.py" "$1" & SAMPLER=$!; }
 stop_rss() { kill -TERM "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null || true; }
 trap 'stop_rss; stop_prio' EXIT
 
+# Output directory of one mode's run: NAME, or NAME.rK when RUNS > 1 (K = RUN).
+RUNS=${RUNS:-1} RUN=1
+run_dir() { if ((RUNS > 1)); then echo "$OUT/$1.r$RUN"; else echo "$OUT/$1"; fi; }
+
 run_main() { # threads
-  local nt=$1 cpus peers
+  local nt=$1 cpus peers dir
   if [[ $nt == 1 ]]; then cpus=1 peers="haproxy-nt1 nginx-w1"; else cpus=0,1 peers="haproxy-nt2 nginx-w2"; fi
-  start_rss "$OUT/rss-main-t$nt.tsv"
+  dir=$(run_dir "main-t$nt")
+  start_rss "$OUT/rss-${dir##*/}.tsv"
   BALLAST_THREADS=$nt PEERS=$peers PROXY_NAME=ballast-t$nt PROXY_H2=1 PROXY_CPUS=$cpus \
-    PROXY_POLICIES=round-robin PROXY_CMD=$CMD OUT=$OUT/main-t$nt "$HARNESS" main
+    PROXY_POLICIES=round-robin PROXY_CMD=$CMD OUT=$dir "$HARNESS" main
   stop_rss
 }
 
 run_hetero() { # [out-name]
   PROXY_NAME=ballast PROXY_POLICIES=${BALLAST_POLICIES:-"round-robin least-request peak-ewma adaptive"} \
     HETERO_ROWS=${HETERO_ROWS:-"haproxy-nt1@roundrobin haproxy-nt1@leastconn haproxy-nt1@random(2) nginx-w1@least_conn"} \
-    PROXY_CMD=$CMD OUT=$OUT/${1:-hetero} "$HARNESS" hetero
+    PROXY_CMD=$CMD OUT=$(run_dir "${1:-hetero}") "$HARNESS" hetero
 }
 
 # The same heterogeneous case through `ballast serve` with health checks, outlier
@@ -103,7 +112,7 @@ run_hetero() { # [out-name]
 run_guarded() {
   PROXY_NAME=ballast-guarded PROXY_POLICIES=${BALLAST_POLICIES:-"least-request peak-ewma adaptive"} \
     HETERO_ROWS=${HETERO_ROWS:-"haproxy-nt1@leastconn"} \
-    PROXY_CMD="exec $ROOT/bench/ballast-guarded.sh" OUT=$OUT/guarded "$HARNESS" hetero
+    PROXY_CMD="exec $ROOT/bench/ballast-guarded.sh" OUT=$(run_dir guarded) "$HARNESS" hetero
 }
 
 # Equal backends: round-robin and adaptive alternately, HOMOG_PAIRS times (default 3),
@@ -140,16 +149,18 @@ PY
 }
 
 start_prio
-case $WHAT in
-  main1) run_main 1 ;;
-  main2) run_main 2 ;;
-  hetero) run_hetero ;;
-  hetero5) SLOW_MS=5 run_hetero hetero5 ;;
-  guarded) run_guarded ;;
-  homog) run_homog ;;
-  all) run_main 1; run_main 2; run_hetero; SLOW_MS=5 run_hetero hetero5; run_guarded; run_homog ;;
-  *) echo "usage: $0 [main1|main2|hetero|hetero5|guarded|homog|all]" >&2; exit 2 ;;
-esac
+for ((RUN = 1; RUN <= RUNS; RUN++)); do
+  case $WHAT in
+    main1) run_main 1 ;;
+    main2) run_main 2 ;;
+    hetero) run_hetero ;;
+    hetero5) SLOW_MS=5 run_hetero hetero5 ;;
+    guarded) run_guarded ;;
+    homog) ((RUN > 1)) || run_homog ;;
+    all) run_main 1; run_main 2; run_hetero; SLOW_MS=5 run_hetero hetero5; run_guarded; ((RUN > 1)) || run_homog ;;
+    *) echo "usage: $0 [main1|main2|hetero|hetero5|guarded|homog|all]" >&2; exit 2 ;;
+  esac
+done
 
 python3 "$ROOT/bench/peers_report.py" "$OUT" | tee "$OUT/report.txt"
 if [[ $WHAT == homog || $WHAT == all ]]; then homog_ratio | tee -a "$OUT/report.txt"; fi
