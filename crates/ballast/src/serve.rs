@@ -13,10 +13,11 @@
 //! logged (`control event` lines with pool, kind, reason, inputs and outcome). SIGHUP
 //! applies the reloaded file to the proxy and the pools (new template → rolling update,
 //! new scaling settings → the running task, added/removed pools → tasks started or
-//! stopped). SIGTERM/SIGINT: the proxy drains first, then every pool task stops and
+//! stopped) and the admin listener (moved, started or stopped with `[admin]`, see
+//! [`AdminListener::apply_reloaded`]). SIGTERM/SIGINT: the proxy drains first, then every pool task stops and
 //! destroys the instances it started; the same happens when serving fails.
 
-use crate::admin::PoolDirectory;
+use crate::admin::{AdminListener, PoolDirectory};
 use anyhow::Context as _;
 use ballast_control::controller::seam::ProxySeam;
 use ballast_control::controller::wire::Wiring;
@@ -94,18 +95,13 @@ pub fn run(config: &Config, threads: Option<usize>, reload_from: Option<PathBuf>
 /// the admin listener closed.
 async fn serve_config(server: Arc<ProxyServer>, config: &Config, wiring: Wiring, reload_from: Option<PathBuf>) -> anyhow::Result<()> {
     let pools = Arc::new(PoolDirectory::default());
-    let admin = match &config.admin {
-        Some(a) => {
-            let addr = a.listen.parse().with_context(|| format!("admin.listen: {:?} is not an IP:port", a.listen))?;
-            Some(crate::admin::start(addr, &server, pools.clone())?)
-        }
-        None => None,
-    };
+    let mut admin = AdminListener::start(config.admin.as_ref(), &server, pools.clone())?;
     let mut fleet = start_fleet(&server, config, wiring);
     pools.refresh(&fleet);
-    let served = serve_until_signal(&server, reload_from, &mut fleet, &pools).await;
+    let reload = reload_from.as_deref().map(|path| Reload { path, admin: &mut admin });
+    let served = serve_until_signal(&server, reload, &mut fleet, &pools).await;
     stop_fleet(fleet).await;
-    crate::admin::stop(admin).await;
+    admin.stop().await;
     served
 }
 
@@ -170,14 +166,23 @@ fn start_on(config: &Config, runtimes: &[tokio::runtime::Handle]) -> anyhow::Res
     Ok(server)
 }
 
-/// Serves until SIGTERM or SIGINT, then drains. With `reload_from`, SIGHUP re-reads
-/// that file: a valid config is swapped in without dropping a connection and applied
-/// to `fleet`; an invalid one is refused with every error logged, and the running
-/// config keeps serving; `pools` follows the fleet's pools. The caller stops `fleet`
-/// afterwards.
+/// What SIGHUP reloads: the config file, and the admin listener that follows its
+/// `[admin]` section.
+pub struct Reload<'a> {
+    /// The config file, re-read on every SIGHUP.
+    pub path: &'a Path,
+    /// The admin listener (running or not), changed when a reload changes `[admin]`.
+    pub admin: &'a mut AdminListener,
+}
+
+/// Serves until SIGTERM or SIGINT, then drains. With `reload`, SIGHUP re-reads its
+/// file: a valid config is swapped in without dropping a connection and applied to
+/// `fleet` and the admin listener; an invalid one is refused with every error logged,
+/// and the running config keeps serving; `pools` follows the fleet's pools. The caller
+/// stops `fleet` and the admin listener afterwards.
 pub async fn serve_until_signal(
     server: &ProxyServer,
-    reload_from: Option<PathBuf>,
+    mut reload: Option<Reload<'_>>,
     fleet: &mut Fleet,
     pools: &PoolDirectory,
 ) -> anyhow::Result<()> {
@@ -186,9 +191,11 @@ pub async fn serve_until_signal(
     let mut int = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
-            _ = hup.recv() => match &reload_from {
-                Some(path) => {
-                    reload(fleet, path).await;
+            _ = hup.recv() => match reload.as_mut() {
+                Some(Reload { path, admin }) => {
+                    if let Some(config) = reload_config(fleet, path).await {
+                        admin.apply_reloaded(config.admin.as_ref()).await;
+                    }
                     pools.refresh(fleet);
                 }
                 None => tracing::info!("SIGHUP ignored: no config file to reload (started without --config)"),
@@ -206,17 +213,26 @@ pub async fn serve_until_signal(
     Ok(())
 }
 
-async fn reload(fleet: &mut Fleet, path: &Path) {
+/// Re-reads `path` and applies it to the proxy and `fleet`; the config when it was
+/// applied, None when it was refused (every reason logged, nothing changed).
+async fn reload_config(fleet: &mut Fleet, path: &Path) -> Option<Config> {
     match crate::config_file::load(path) {
         Ok(config) => match fleet.reload(&config).await {
-            Ok(changes) => tracing::info!(pools_changed = changes.len(), "config reloaded from {}", path.display()),
-            Err(e) => tracing::error!("reload refused, the running config keeps serving: {e}"),
+            Ok(changes) => {
+                tracing::info!(pools_changed = changes.len(), "config reloaded from {}", path.display());
+                Some(config)
+            }
+            Err(e) => {
+                tracing::error!("reload refused, the running config keeps serving: {e}");
+                None
+            }
         },
         Err(errors) => {
             for e in &errors {
                 tracing::error!("{e}");
             }
             tracing::error!("reload refused ({} error(s)); the running config keeps serving", errors.len());
+            None
         }
     }
 }
