@@ -13,7 +13,8 @@ def key_of(argv):
     if not argv:
         return None
     prog = os.path.basename(argv[0])
-    if prog == "ballast" and "proxy" in argv:
+    # Any ballast build (BALLAST= may name a copy such as ballast-main) running the one-liner.
+    if prog.startswith("ballast") and "proxy" in argv:
         threads = argv[argv.index("--threads") + 1] if "--threads" in argv else "1"
         return f"ballast-t{threads}"
     if prog == "haproxy" and "-f" in argv:
