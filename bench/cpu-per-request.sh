@@ -23,25 +23,12 @@ ROUNDS=${ROUNDS:-3} D=${D:-5} CONNS=${CONNS:-64} BALANCE=${BALANCE:-round-robin}
 for t in nginx haproxy wrk taskset; do command -v "$t" >/dev/null || { echo "missing $t (see bench/peers.sh)" >&2; exit 1; }; done
 for b in "$@"; do [[ -x $b ]] || { echo "not an executable: $b" >&2; exit 2; }; done
 
-RUN=$(mktemp -d /tmp/ballast-cpu.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$RUN"
-}
-trap cleanup EXIT
+BENCH_NAME=cpu
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; echo "nothing answers on :$1" >&2; return 1; }
-
-# Backends: the harness's nginx config (ports 9101-9103, 1 worker, core 0).
-mkdir -p "$RUN/tmp"
-sed -e "s#@RUN@#$RUN#g" -e "s#@LOAD_ECHO@##" "$PEERS/conf/backends.nginx.conf.in" |
-  awk '{ if ($0=="@SERVER_9103@") print "    server { listen 127.0.0.1:9103; location / { return 200 \"ok\\n\"; } }"; else print }' >"$RUN/backends.conf"
-taskset -c 0 nginx -e "$RUN/be.err" -p "$RUN" -c "$RUN/backends.conf" >/dev/null 2>&1 &
-PIDS+=($!)
-wait_up 9101
+# Backends: the harness's nginx config (core 0).
+start_backends 0
 
 NAMES=() PORTS=()
 for b in "$@"; do

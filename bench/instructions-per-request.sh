@@ -27,25 +27,11 @@ for t in nginx wrk valgrind callgrind_control callgrind_annotate curl; do
 done
 for b in "$@"; do [[ -x $b ]] || { echo "not an executable: $b" >&2; exit 2; }; done
 
-RUN=$(mktemp -d /tmp/ballast-ir.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [[ -n ${KEEP:-} ]] || rm -rf "$RUN"
-}
-trap cleanup EXIT
+BENCH_NAME=ir
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 300); do curl -sf -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; echo "nothing answers on :$1" >&2; return 1; }
-
-# Backends: the harness's nginx config (ports 9101-9103, 1 worker).
-mkdir -p "$RUN/tmp"
-sed -e "s#@RUN@#$RUN#g" -e "s#@LOAD_ECHO@##" "$PEERS/conf/backends.nginx.conf.in" |
-  awk '{ if ($0=="@SERVER_9103@") print "    server { listen 127.0.0.1:9103; location / { return 200 \"ok\\n\"; } }"; else print }' >"$RUN/backends.conf"
-nginx -e "$RUN/be.err" -p "$RUN" -c "$RUN/backends.conf" >/dev/null 2>&1 &
-PIDS+=($!)
-wait_up 9101
+start_backends
 
 i=0
 for b in "$@"; do
@@ -58,7 +44,7 @@ for b in "$@"; do
     --to 127.0.0.1:9101 --to 127.0.0.1:9102 --to 127.0.0.1:9103 >"$RUN/proxy.$i.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")
-  wait_up "$port"
+  wait_up "$port" 30
   callgrind_control -i on "$pid" >/dev/null 2>&1
   n=$(wrk -t1 -c"$CONNS" -d"${D}s" "http://127.0.0.1:$port/" | awk '/requests in/{print $1}')
   kill -TERM "$pid"

@@ -30,6 +30,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HARNESS=${HARNESS:-$ROOT/../shared/bench/peers/bench.sh}
 WHAT=${1:-all}
+RUNS=${RUNS:-1}
+[[ $RUNS =~ ^[1-9][0-9]{0,2}$ ]] || { echo "RUNS must be a whole number from 1 to 999, got \"$RUNS\"" >&2; exit 2; }
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT=${OUT:-$ROOT/target/bench-peers/$STAMP}
 mkdir -p "$OUT"
@@ -88,7 +90,7 @@ stop_rss() { kill -TERM "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null || t
 trap 'stop_rss; stop_prio' EXIT
 
 # Output directory of one mode's run: NAME, or NAME.rK when RUNS > 1 (K = RUN).
-RUNS=${RUNS:-1} RUN=1
+RUN=1
 run_dir() { if ((RUNS > 1)); then echo "$OUT/$1.r$RUN"; else echo "$OUT/$1"; fi; }
 
 run_main() { # threads

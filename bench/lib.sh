@@ -1,0 +1,38 @@
+# bench/lib.sh — sourced by bench/cpu-per-request.sh and bench/instructions-per-request.sh:
+# a scratch directory and a list of started processes, both cleaned up on exit; free ports;
+# readiness waits; the shared harness's nginx backends on ports 9101-9103.
+# Before sourcing, set PEERS (the harness directory) and BENCH_NAME (names the scratch
+# directory). KEEP=1 keeps the scratch directory.
+
+RUN=$(mktemp -d "/tmp/ballast-$BENCH_NAME.XXXXXX")
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [[ -n ${KEEP:-} ]] || rm -rf "$RUN"
+}
+trap cleanup EXIT
+
+# A port the OS has free right now.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Waits until GET / on PORT answers 2xx, at most SECONDS (default 10).
+wait_up() { # PORT [SECONDS]
+  local tries=$((${2:-10} * 10))
+  for _ in $(seq "$tries"); do curl -sf -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done
+  echo "nothing answers on :$1" >&2
+  return 1
+}
+
+# The harness's nginx backends (1 worker, ports 9101-9103, body "ok\n"), pinned to CPUS
+# when given; waits until they answer.
+start_backends() { # [CPUS]
+  local pin=()
+  [[ -n ${1:-} ]] && pin=(taskset -c "$1")
+  mkdir -p "$RUN/tmp"
+  sed -e "s#@RUN@#$RUN#g" -e "s#@LOAD_ECHO@##" "$PEERS/conf/backends.nginx.conf.in" |
+    awk '{ if ($0=="@SERVER_9103@") print "    server { listen 127.0.0.1:9103; location / { return 200 \"ok\\n\"; } }"; else print }' >"$RUN/backends.conf"
+  "${pin[@]}" nginx -e "$RUN/be.err" -p "$RUN" -c "$RUN/backends.conf" >/dev/null 2>&1 &
+  PIDS+=($!)
+  wait_up 9101
+}
