@@ -1,10 +1,13 @@
-//! Serving one client connection: optional TLS handshake, HTTP/1.1 or HTTP/2 (sniffed
-//! from the h2 preface or chosen by ALPN), with the header-read timeout, head-size
-//! limit, idle watchdog and graceful shutdown on the listener's stop signal.
+//! Serving one client connection: optional TLS handshake, then our own HTTP/1.1 loop
+//! ([`h1`]) for the common request, handing the connection to hyper (HTTP/2 sniffed from
+//! the preface or chosen by ALPN, and HTTP/1.1 requests with bodies or upgrades) with the
+//! header-read timeout, head-size limit, idle watchdog and graceful shutdown on the
+//! listener's stop signal.
 //!
 //! One timer per connection, the watchdog, serves both the idle limit and the HTTP/1.1
 //! header-read limit ([`head_timer`]): no timer is armed or cancelled per request.
 
+pub mod h1;
 pub mod head_timer;
 pub mod side_wake;
 
@@ -40,12 +43,20 @@ pub async fn serve(
 ) {
     let info = Arc::new(ConnInfo::new(peer));
     match tls.load_full() {
-        None => serve_http(SniffIo::new(stream, info.clone()), info, state, stop).await,
+        None => h1::serve(SniffIo::new(stream, info.clone()), info, state, stop).await,
         Some(config) => {
             let handshake_limit = state.snapshot.load().settings.header_read;
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
             match tokio::time::timeout(handshake_limit, acceptor.accept(stream)).await {
-                Ok(Ok(tls_stream)) => serve_http(SniffIo::new(tls_stream, info.clone()), info, state, stop).await,
+                Ok(Ok(tls_stream)) => {
+                    let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                    let io = SniffIo::new(tls_stream, info.clone());
+                    if h2 {
+                        serve_http(io, info, state, stop).await;
+                    } else {
+                        h1::serve(io, info, state, stop).await;
+                    }
+                }
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }

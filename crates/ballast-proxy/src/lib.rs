@@ -1,6 +1,8 @@
 //! ballast-proxy: the data plane. HTTP/1.1 and HTTP/2 (h2c, or TLS with ALPN) in,
-//! pooled keep-alive HTTP/1.1 out, on tokio and rustls: hyper 1.x serves the clients, and
-//! our own lean HTTP/1.1 client (httparse heads, hand-written framing) talks upstream.
+//! pooled keep-alive HTTP/1.1 out, on tokio and rustls. Our own lean HTTP/1.1 loop serves
+//! the common client request (no body, no upgrade) and hyper 1.x the rest (HTTP/2,
+//! bodies, upgrades, malformed heads); our own lean HTTP/1.1 client (httparse heads,
+//! hand-written framing) talks upstream.
 //!
 //! # The request path
 //!
@@ -8,13 +10,16 @@
 //!    a permit of the listener's semaphore (`limits.max_connections`) before it is
 //!    accepted, gets `TCP_NODELAY`, and runs in its own task ([`conn`]).
 //! 2. **Connection** ([`conn`]): TLS handshake when the listener has certificates (the
-//!    certificate is chosen by SNI, ALPN offers `h2` and `http/1.1`: [`tls`]); then
-//!    hyper-util's auto builder sniffs the HTTP/2 preface, else serves HTTP/1.1 with the
-//!    `header_read` timeout (slowloris; hyper also applies it to the wait for the next
-//!    request on a keep-alive connection) and `max_header_bytes` (431 when passed). An
-//!    idle watchdog closes connections with no request for `timeouts.idle`. The read
-//!    side is scanned for heads that carry both `Content-Length` and
-//!    `Transfer-Encoding` ([`conn_io`]).
+//!    certificate is chosen by SNI, ALPN offers `h2` and `http/1.1`: [`tls`]); then our
+//!    HTTP/1.1 loop ([`conn::h1`]) reads request heads itself and serves bodyless ones
+//!    in place, with the `header_read` timeout from a head's first byte (slowloris: 408)
+//!    and `max_header_bytes`. The first request it does not take (a body, an upgrade,
+//!    `Expect`, the HTTP/2 preface, a malformed or oversized head) hands the connection
+//!    with the bytes read so far to hyper-util's auto builder, which serves HTTP/2 or
+//!    HTTP/1.1 from there on (431 for large heads, 400 for malformed ones). ALPN `h2`
+//!    goes to hyper at once. An idle watchdog closes connections with no request for
+//!    `timeouts.idle`. The read side is scanned for heads that carry both
+//!    `Content-Length` and `Transfer-Encoding` ([`conn_io`]).
 //! 3. **Request** ([`proxy`]): the routing [`Snapshot`] is loaded from an `ArcSwap`
 //!    (no lock). CL+TE conflicts and CONNECT get 400, a declared body over
 //!    `max_body_bytes` gets 413. The client address is resolved through the trusted

@@ -9,7 +9,7 @@ use crate::forward;
 use crate::resilience_glue::{Admission, Refusal};
 use crate::snapshot::{Pool, Snapshot};
 use crate::stats_glue::Clock;
-use crate::upstream::codec::{self, ResponseHead};
+use crate::upstream::codec::{self, RequestFraming, ResponseHead};
 use crate::upstream::{self, Outgoing, PooledConn, SendError};
 use arc_swap::ArcSwap;
 use ballast_core::balance::PickContext;
@@ -50,35 +50,71 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Serves one request: never fails, errors become short text responses.
+/// A client request as the request path takes it, whichever server read it: hyper (HTTP/2,
+/// and HTTP/1.1 requests with a body or an upgrade) or our own HTTP/1.1 loop ([`crate::conn::h1`]).
+#[derive(Debug)]
+pub struct ClientRequest {
+    /// Method, target, version and header fields.
+    pub parts: http::request::Parts,
+    /// The body; `None` when the request has none.
+    pub body: Option<Incoming>,
+    /// The client side of a protocol switch, for an HTTP/1.1 request that asks to upgrade.
+    pub upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
+
+impl ClientRequest {
+    /// A request as hyper hands it over.
+    pub fn from_hyper(mut req: Request<Incoming>) -> Self {
+        let upgrade = (req.version() == Version::HTTP_11 && forward::wants_upgrade(req.headers()))
+            .then(|| hyper::upgrade::on(&mut req));
+        let (parts, body) = req.into_parts();
+        let body = (!body.is_end_stream()).then_some(body);
+        ClientRequest { parts, body, upgrade }
+    }
+
+    /// A bodyless request that does not upgrade.
+    pub fn bodyless(parts: http::request::Parts) -> Self {
+        ClientRequest { parts, body: None, upgrade: None }
+    }
+}
+
+/// Serves one request handed over by hyper: never fails, errors become short text responses.
 pub async fn handle(
     state: Arc<ListenerState>,
     info: Arc<ConnInfo>,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
+    Ok(respond(&state, &info, ClientRequest::from_hyper(req)).await)
+}
+
+/// Serves one request: errors become short text responses. Logs the access line.
+pub async fn respond(state: &ListenerState, info: &ConnInfo, mut req: ClientRequest) -> Response<ResponseBody> {
     info.requests.fetch_add(1, Ordering::Relaxed);
     info.in_flight.fetch_add(1, Ordering::Relaxed);
-    let _in_flight = InFlight(&info);
+    let _in_flight = InFlight(info);
     let snap = state.snapshot.load_full();
     let format = snap.settings.access_log;
-    let request_id = forward::ensure_request_id(req.headers_mut());
-    let mut entry = (format != AccessLogFormat::Off).then(|| Entry {
-        started: state.clock.now(),
-        time: SystemTime::now(),
-        client: info.peer.ip(),
-        method: req.method().clone(),
-        uri: req.uri().clone(),
-        version: req.version(),
-        host: req.headers().get(header::HOST).cloned(),
-        referer: req.headers().get(header::REFERER).cloned(),
-        user_agent: req.headers().get(header::USER_AGENT).cloned(),
-        status: StatusCode::OK,
-        bytes: None,
-        duration: Default::default(),
-        upstream: None,
-        request_id: Some(request_id.clone()),
+    let request_id = forward::ensure_request_id(&mut req.parts.headers);
+    let mut entry = (format != AccessLogFormat::Off).then(|| {
+        let p = &req.parts;
+        Entry {
+            started: state.clock.now(),
+            time: SystemTime::now(),
+            client: info.peer.ip(),
+            method: p.method.clone(),
+            uri: p.uri.clone(),
+            version: p.version,
+            host: p.headers.get(header::HOST).cloned(),
+            referer: p.headers.get(header::REFERER).cloned(),
+            user_agent: p.headers.get(header::USER_AGENT).cloned(),
+            status: StatusCode::OK,
+            bytes: None,
+            duration: Default::default(),
+            upstream: None,
+            request_id: Some(request_id.clone()),
+        }
     });
-    let (resp, upstream) = match proxy(&state, &snap, &info, req, &request_id).await {
+    let (resp, upstream) = match proxy(state, &snap, info, req, &request_id).await {
         Ok((resp, upstream)) => (resp, Some(upstream)),
         Err(e) => {
             if e.status().is_server_error() {
@@ -96,7 +132,7 @@ pub async fn handle(
         entry.upstream = upstream;
         state.access.write(format, entry);
     }
-    Ok(resp)
+    resp
 }
 
 /// A local response for a request-path error.
@@ -139,17 +175,17 @@ fn idempotent(m: &Method) -> bool {
 
 /// Refuses what must not be forwarded: smuggling-shaped framing, CONNECT, a declared
 /// body over the limit.
-fn check_request(req: &Request<Incoming>, info: &ConnInfo, max_body: u64) -> Result<(), ProxyError> {
-    let h = req.headers();
+fn check_request(req: &ClientRequest, info: &ConnInfo, max_body: u64) -> Result<(), ProxyError> {
+    let h = &req.parts.headers;
     if h.contains_key(header::TRANSFER_ENCODING)
         && (h.contains_key(header::CONTENT_LENGTH) || info.smuggle_suspect.swap(false, Ordering::Relaxed))
     {
         return Err(ProxyError::BadRequest { reason: "both Content-Length and Transfer-Encoding" });
     }
-    if req.method() == Method::CONNECT {
+    if req.parts.method == Method::CONNECT {
         return Err(ProxyError::BadRequest { reason: "CONNECT is not supported" });
     }
-    if max_body > 0 && req.body().size_hint().lower() > max_body {
+    if max_body > 0 && req.body.as_ref().is_some_and(|b| b.size_hint().lower() > max_body) {
         return Err(ProxyError::BodyTooLarge { limit: max_body });
     }
     Ok(())
@@ -159,27 +195,28 @@ async fn proxy(
     state: &ListenerState,
     snap: &Snapshot,
     info: &ConnInfo,
-    mut req: Request<Incoming>,
+    req: ClientRequest,
     request_id: &HeaderValue,
 ) -> Result<(Response<ResponseBody>, String), ProxyError> {
     let max_body = snap.settings.max_body_bytes;
     check_request(&req, info, max_body)?;
-    let client_ip = crate::client::client_ip(info.peer.ip(), req.headers(), &snap.client.trusted);
+    let ClientRequest { mut parts, body, upgrade: client_upgrade } = req;
+    let client_ip = crate::client::client_ip(info.peer.ip(), &parts.headers, &snap.client.trusted);
     if let Some(limit) = &snap.client.rate_limit {
-        limit.check(client_ip, req.headers())?;
+        limit.check(client_ip, &parts.headers)?;
     }
     let pool = {
-        let host = crate::route::request_host(req.uri(), req.headers());
-        let path = req.uri().path();
+        let host = crate::route::request_host(&parts.uri, &parts.headers);
+        let path = parts.uri.path();
         let route = snap
             .routes
             .iter()
-            .find(|r| r.matches(host, path, req.headers()))
+            .find(|r| r.matches(host, path, &parts.headers))
             .ok_or_else(|| ProxyError::NoRoute { host: host.to_string(), path: path.to_string() })?;
         if let Some(limit) = &route.rate_limit {
-            limit.check(client_ip, req.headers())?;
+            limit.check(client_ip, &parts.headers)?;
         }
-        let i = route.choose(req.headers(), fastrand::u64(..)).ok_or(ProxyError::NoInstance { pool: String::new() })?;
+        let i = route.choose(&parts.headers, fastrand::u64(..)).ok_or(ProxyError::NoInstance { pool: String::new() })?;
         match &route.backup {
             // Failover: the backup takes the traffic only while the chosen pool is short.
             Some(b) if !snap.pools[i].healthy_at_least(b.min_healthy, state.clock.now()) => &snap.pools[b.pool],
@@ -201,9 +238,7 @@ async fn proxy(
         }
         None => (snap, pool),
     };
-    let upgrade = req.version() == Version::HTTP_11 && forward::wants_upgrade(req.headers());
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let (mut parts, body) = req.into_parts();
+    let upgrade = client_upgrade.is_some();
     let original_host = parts
         .headers
         .get(header::HOST)
@@ -219,15 +254,15 @@ async fn proxy(
     // Origin form: HTTP/1.1 upstreams get the path; the host travels in `Host`. The head
     // is encoded once: every attempt sends the same bytes.
     let pq = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let bodyless = body.is_end_stream();
-    let framing = codec::request_framing(&body.size_hint(), bodyless);
+    let bodyless = body.is_none();
+    let framing = body.as_ref().map_or(RequestFraming::Empty, |b| codec::request_framing(&b.size_hint(), false));
     let head = codec::encode_request_head(&parts.method, &pq, &parts.headers, framing);
     let head_request = parts.method == Method::HEAD;
     let is_idempotent = idempotent(&parts.method);
     // A request that went out may be sent again only when that cannot do harm twice and
     // there is no body to replay; one that did not go out may always go elsewhere.
     let resend_ok = bodyless && is_idempotent;
-    let mut body = Some(if bodyless { RequestBody::empty() } else { RequestBody::capped(body, max_body) });
+    let mut body = Some(body.map_or_else(RequestBody::empty, |b| RequestBody::capped(b, max_body)));
     let mut unsent: Option<Outgoing> = None;
     let guard = &pool.guard;
     let max_attempts = (1 + guard.retries()).min(MAX_ATTEMPTS);

@@ -1,5 +1,6 @@
-//! The upstream side of an upgraded (`101 Switching Protocols`) connection: the socket,
-//! with the bytes already read past the response head served first.
+//! A connection with some of its incoming bytes already read, served first: the upstream
+//! side of an upgraded (`101 Switching Protocols`) connection, and a client connection our
+//! HTTP/1.1 loop hands to hyper ([`crate::conn::h1`]).
 
 use bytes::{Buf, Bytes};
 use std::io;
@@ -8,21 +9,21 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// A socket with some of its incoming bytes already read (into `pre`).
+/// A stream with some of its incoming bytes already read (into `pre`).
 #[derive(Debug)]
-pub struct Rewind {
+pub struct Rewind<I = TcpStream> {
     pre: Bytes,
-    io: TcpStream,
+    io: I,
 }
 
-impl Rewind {
+impl<I> Rewind<I> {
     /// `io`, whose reads yield `pre` first.
-    pub fn new(pre: Bytes, io: TcpStream) -> Self {
+    pub fn new(pre: Bytes, io: I) -> Self {
         Rewind { pre, io }
     }
 }
 
-impl AsyncRead for Rewind {
+impl<I: AsyncRead + Unpin> AsyncRead for Rewind<I> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         if !self.pre.is_empty() {
             let n = self.pre.len().min(buf.remaining());
@@ -34,7 +35,7 @@ impl AsyncRead for Rewind {
     }
 }
 
-impl AsyncWrite for Rewind {
+impl<I: AsyncWrite + Unpin> AsyncWrite for Rewind<I> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
