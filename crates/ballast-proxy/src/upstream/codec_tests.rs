@@ -5,10 +5,17 @@ fn parse(wire: &[u8], head_request: bool) -> Result<Option<ResponseHead>, HeadEr
     parse_response(&mut BytesMut::from(wire), head_request)
 }
 
+/// What [`ResponseHead::encode_client_head`] writes, as text.
+fn client_head(h: &ResponseHead) -> String {
+    let mut out = BytesMut::new();
+    h.encode_client_head(&mut out);
+    String::from_utf8(out.to_vec()).expect("ascii in these tests")
+}
+
 fn framing(wire: &str) -> Result<(StatusCode, BodyKind, bool), HeadError> {
     parse(wire.as_bytes(), false).map(|h| {
         let h = h.expect("complete head");
-        (h.parts.status, h.body, h.reusable)
+        (h.status(), h.body, h.reusable)
     })
 }
 
@@ -79,14 +86,21 @@ fn a_content_length_beside_transfer_encoding_is_removed() {
         .expect("parses")
         .expect("complete");
     assert_eq!((h.body, h.reusable), (BodyKind::Chunked, false));
-    assert!(!h.parts.headers.contains_key(header::CONTENT_LENGTH));
+    assert!(!h.forwards_content_length());
+    assert_eq!(h.get("content-length"), Some(&b"3"[..]), "still in the raw head");
+    let wire = client_head(&h);
+    assert!(!wire.to_ascii_lowercase().contains("content-length"), "{wire}");
+    assert!(!h.into_client_parts().headers.contains_key(header::CONTENT_LENGTH));
 }
 
 #[test]
 fn a_response_to_head_has_no_body_whatever_it_declares() {
     let h = parse(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n", true).expect("parses").expect("complete");
     assert_eq!((h.body, h.reusable), (BodyKind::Empty, true));
-    assert_eq!(h.parts.headers[header::CONTENT_LENGTH], "10");
+    assert_eq!(h.get("Content-Length"), Some(&b"10"[..]));
+    assert!(h.forwards_content_length());
+    assert_eq!(client_head(&h), "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n");
+    assert_eq!(h.into_client_parts().headers[header::CONTENT_LENGTH], "10");
 }
 
 #[test]
@@ -110,8 +124,9 @@ fn informational_heads_are_skipped_but_101_is_final() {
         &b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nhi"[..],
     );
     let h = parse_response(&mut buf, false).expect("parses").expect("complete");
-    assert_eq!((h.parts.status, h.body), (StatusCode::CREATED, BodyKind::Length(2)));
-    assert!(!h.parts.headers.contains_key("link"), "the 103's fields are not the final head's");
+    assert_eq!((h.status(), h.body), (StatusCode::CREATED, BodyKind::Length(2)));
+    assert!(h.get("link").is_none(), "the 103's fields are not the final head's");
+    assert_eq!(client_head(&h), "HTTP/1.1 201 Created\r\ncontent-length: 2\r\n");
     assert_eq!(&buf[..], b"hi", "the body stays in the buffer");
     // A 100 alone: consumed, and the final head is awaited.
     let mut only_continue = BytesMut::from(&b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 2"[..]);
@@ -155,9 +170,12 @@ fn malformed_heads_name_what_is_wrong() {
 fn header_values_share_the_head_buffer_and_the_rest_stays() {
     let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nX-Name: caf\xc3\xa9\r\ncontent-length: 3\r\n\r\nabcNEXT"[..]);
     let h = parse_response(&mut buf, false).expect("parses").expect("complete");
-    assert_eq!(h.parts.headers["x-name"].as_bytes(), "café".as_bytes());
-    assert_eq!(h.parts.version, Version::HTTP_11);
+    assert_eq!(h.get("x-name"), Some("café".as_bytes()));
+    assert_eq!(h.version(), Version::HTTP_11);
     assert_eq!(&buf[..], b"abcNEXT");
+    let parts = h.into_client_parts();
+    assert_eq!(parts.headers["x-name"].as_bytes(), "café".as_bytes());
+    assert_eq!(parts.version, Version::HTTP_11);
 }
 
 proptest! {
@@ -176,7 +194,7 @@ proptest! {
         if first.is_none() {
             buf.extend_from_slice(&wire[cut..]);
             let h = parse_response(&mut buf, false).expect("valid").expect("complete");
-            prop_assert_eq!(&h.parts.headers["x-b"], "two words");
+            prop_assert_eq!(h.get("x-b"), Some(&b"two words"[..]));
             prop_assert_eq!(&buf[..], b"body");
         }
     }
