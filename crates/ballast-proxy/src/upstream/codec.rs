@@ -190,14 +190,36 @@ impl ResponseHead {
         out.put_u8(b' ');
         out.put_slice(self.status.canonical_reason().unwrap_or("").as_bytes());
         out.put_slice(b"\r\n");
+        // A line received as `name: value\r\n` goes out as it came, and a run of such
+        // lines (every forwarded field of a usual head) in one copy.
+        let mut run: Option<std::ops::Range<usize>> = None;
         for f in self.forwarded() {
-            out.put_slice(self.name(f));
-            out.put_slice(b": ");
-            out.put_slice(self.value(f));
-            out.put_slice(b"\r\n");
+            let (name, value) = (range(f.name), range(f.value));
+            let line = name.start..value.end + 2;
+            let as_is = value.start == name.end + 2
+                && self.head.get(name.end..value.start) == Some(&b": "[..])
+                && self.head.get(value.end..line.end) == Some(&b"\r\n"[..]);
+            match (&mut run, as_is) {
+                (Some(r), true) if r.end == line.start => r.end = line.end,
+                (_, true) => self.put_run(run.replace(line), out),
+                (_, false) => {
+                    self.put_run(run.take(), out);
+                    out.put_slice(self.name(f));
+                    out.put_slice(b": ");
+                    out.put_slice(self.value(f));
+                    out.put_slice(b"\r\n");
+                }
+            }
         }
+        self.put_run(run, out);
         if self.switching() {
             out.put_slice(b"connection: upgrade\r\n");
+        }
+    }
+
+    fn put_run(&self, run: Option<std::ops::Range<usize>>, out: &mut BytesMut) {
+        if let Some(bytes) = run.and_then(|r| self.head.get(r)) {
+            out.put_slice(bytes);
         }
     }
 
@@ -279,15 +301,22 @@ pub fn parse_response(buf: &mut BytesMut, head_request: bool) -> Result<Option<R
     }
 }
 
-/// What a field is to framing and forwarding, found once at parse time.
+/// What a field is to framing and forwarding, found once at parse time. Flat (one byte,
+/// compared as one): framing and dropping scan the fields by kind several times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FieldKind {
     /// End to end, nothing to framing.
     Plain,
     /// `Content-Length`.
     ContentLength,
-    /// A hop-by-hop field.
-    Hop(Hop),
+    /// `Connection`.
+    Connection,
+    /// `Transfer-Encoding`.
+    TransferEncoding,
+    /// `Upgrade` (kept in a 101).
+    Upgrade,
+    /// Any other hop-by-hop field.
+    OtherHop,
 }
 
 /// Where one header field sits in the head buffer (offsets: a head is at most 64 KiB),
@@ -305,7 +334,10 @@ fn field_kind(name: &[u8]) -> FieldKind {
     }
     match hop_kind_any_case(name) {
         Hop::No => FieldKind::Plain,
-        hop => FieldKind::Hop(hop),
+        Hop::Connection => FieldKind::Connection,
+        Hop::TransferEncoding => FieldKind::TransferEncoding,
+        Hop::Upgrade => FieldKind::Upgrade,
+        Hop::KeepAlive | Hop::Other => FieldKind::OtherHop,
     }
 }
 
@@ -370,12 +402,10 @@ fn body_kind(
     fields: &[FieldAt],
     head_request: bool,
 ) -> Result<(BodyKind, bool), HeadError> {
-    const CONNECTION: FieldKind = FieldKind::Hop(Hop::Connection);
-    const TRANSFER_ENCODING: FieldKind = FieldKind::Hop(Hop::TransferEncoding);
     let mut reusable = if version == Version::HTTP_11 {
-        !has_token(head, fields, CONNECTION, "close")
+        !has_token(head, fields, FieldKind::Connection, "close")
     } else {
-        has_token(head, fields, CONNECTION, "keep-alive")
+        has_token(head, fields, FieldKind::Connection, "keep-alive")
     };
     if status == StatusCode::SWITCHING_PROTOCOLS {
         // The connection becomes the tunnel.
@@ -388,7 +418,7 @@ fn body_kind(
     {
         return Ok((BodyKind::Empty, reusable));
     }
-    if let Some(last) = values(head, fields, TRANSFER_ENCODING).next_back() {
+    if let Some(last) = values(head, fields, FieldKind::TransferEncoding).next_back() {
         // Transfer-Encoding wins over Content-Length, but a message with both may be an
         // attempt at smuggling: never reuse its connection; nor one of an HTTP/1.0 reply.
         if fields.iter().any(|f| f.kind == FieldKind::ContentLength) || version != Version::HTTP_11 {
@@ -434,19 +464,19 @@ fn dropped(h: &ResponseHead) -> u128 {
         let drop = match f.kind {
             FieldKind::Plain => false,
             FieldKind::ContentLength => unframed,
-            FieldKind::Hop(Hop::Upgrade) => !switching,
-            FieldKind::Hop(Hop::Connection) => {
+            FieldKind::Upgrade => !switching,
+            FieldKind::Connection => {
                 connection = true;
                 true
             }
-            FieldKind::Hop(_) => true,
+            FieldKind::TransferEncoding | FieldKind::OtherHop => true,
         };
         dropped |= u128::from(drop) << i;
     }
     if !connection {
         return dropped;
     }
-    let named = values(&h.head, &h.fields, FieldKind::Hop(Hop::Connection))
+    let named = values(&h.head, &h.fields, FieldKind::Connection)
         // As `HeaderValue::to_str`: a value with other bytes names nothing.
         .filter(|v| v.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b)))
         .flat_map(|v| v.split(|&b| b == b','))
@@ -454,7 +484,7 @@ fn dropped(h: &ResponseHead) -> u128 {
         .filter(|t| !t.is_empty());
     for token in named {
         for (i, f) in h.fields.iter().enumerate() {
-            let kept_upgrade = switching && f.kind == FieldKind::Hop(Hop::Upgrade);
+            let kept_upgrade = switching && f.kind == FieldKind::Upgrade;
             if !kept_upgrade && h.name(f).eq_ignore_ascii_case(token) {
                 dropped |= 1 << i;
             }

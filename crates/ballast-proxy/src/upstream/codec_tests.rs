@@ -284,6 +284,16 @@ fn a_hundred_fields_empty_values_and_obs_text_pass_through_untouched() {
     assert_eq!(client_head(&unknown), "HTTP/1.1 599 \r\ncontent-length: 0\r\n");
 }
 
+#[test]
+fn lines_not_received_as_name_colon_space_value_are_rewritten_and_runs_copied_whole() {
+    let h = complete(
+        b"HTTP/1.1 200 OK\r\nA: 1\r\nB:2\r\nC: 3\r\nConnection: x\r\nD:  4  \r\nE: 5\nF: 6\r\nG: 7\r\n\
+          Content-Length: 0\r\n\r\n",
+    );
+    let want = "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\nG: 7\r\nContent-Length: 0\r\n";
+    assert_eq!(client_head(&h), want);
+}
+
 /// The raw head skips building `HeaderName`s and `HeaderValue`s at parse time: that is
 /// only sound while httparse refuses every byte those refuse (and admits no more).
 #[test]
@@ -356,21 +366,33 @@ fn field_value() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// A field of a generated head: name, value, and how its line is written (0 and 1:
+/// `name: value\r\n`, 2: no space, 3: extra spaces, 4: a bare LF).
+type GenField = (String, Vec<u8>, u8);
+
 /// A complete head of `fields` (every Content-Length the same, so it parses).
-fn head_wire(status: u16, http10: bool, fields: &[(String, Vec<u8>)]) -> Vec<u8> {
+fn head_wire(status: u16, http10: bool, fields: &[GenField]) -> Vec<u8> {
     let mut wire = format!("HTTP/1.{} {status} X\r\n", u8::from(!http10)).into_bytes();
-    for (name, value) in fields {
+    for (name, value, style) in fields {
         wire.extend_from_slice(name.as_bytes());
-        wire.extend_from_slice(b": ");
+        wire.extend_from_slice(if *style == 2 { b":" } else if *style == 3 { b":  " } else { b": " });
         if name.eq_ignore_ascii_case("content-length") {
             wire.extend_from_slice(b"5");
         } else {
             wire.extend_from_slice(value);
         }
-        wire.extend_from_slice(b"\r\n");
+        wire.extend_from_slice(if *style == 3 { b" \r\n" } else if *style == 4 { b"\n" } else { b"\r\n" });
     }
     wire.extend_from_slice(b"\r\n");
     wire
+}
+
+/// The fields of `wire` in order, as (lowercase name, value).
+fn wire_fields(wire: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut res = httparse::Response::new(&mut slots);
+    assert!(res.parse(wire).expect("parses").is_complete());
+    res.headers.iter().map(|f| (f.name.to_ascii_lowercase(), f.value.to_vec())).collect()
 }
 
 /// The client-side fields the way they were made before the raw head: a `HeaderMap` of
@@ -402,10 +424,19 @@ proptest! {
         status in prop::sample::select(&[200u16, 101, 204, 304, 404, 502][..]),
         http10 in any::<bool>(),
         head_request in any::<bool>(),
-        fields in prop::collection::vec((field_name(), field_value()), 0..12),
+        fields in prop::collection::vec((field_name(), field_value(), 0u8..5), 0..12),
     ) {
         let wire = head_wire(status, http10, &fields);
         let h = parse(&wire, head_request).expect("parses").expect("complete");
+        // In the order received: what went out is a subsequence of what came in.
+        let mut out = BytesMut::new();
+        h.encode_client_head(&mut out);
+        out.extend_from_slice(b"\r\n");
+        let mut received = wire_fields(&wire).into_iter();
+        for sent in wire_fields(&out) {
+            let upgrade_option = status == 101 && sent == ("connection".to_owned(), b"upgrade".to_vec());
+            prop_assert!(upgrade_option || received.any(|r| r == sent), "{:?} out of order", sent);
+        }
         let encoded = encoded_fields(&h);
         let old = stripped_the_old_way(&wire, &h);
         let forwards_length = h.forwards_content_length();
