@@ -178,11 +178,12 @@ impl ResponseHead {
         parts
     }
 
-    /// Appends the head for an HTTP/1.1 client: `HTTP/1.1 <code> <reason>` and the same
-    /// fields as [`ResponseHead::into_client_parts`] (names and values as received), but
-    /// neither a framing field of the proxy's own (a `Content-Length` that frames the body
-    /// stays, see [`ResponseHead::forwards_content_length`]) nor the final empty line: the
-    /// server adds its fields, its framing and `\r\n`.
+    /// Appends the head for an HTTP/1.1 client: `HTTP/1.1 <code> <reason>` (the canonical
+    /// reason, empty for an unknown code), then in the order received the same fields as
+    /// [`ResponseHead::into_client_parts`], names and values as received. No framing field
+    /// is added (a `Content-Length` that frames the body is forwarded, see
+    /// [`ResponseHead::forwards_content_length`]) and no final empty line: the server
+    /// appends its own fields, its framing and `\r\n`.
     pub fn encode_client_head(&self, out: &mut BytesMut) {
         out.reserve(self.head.len() + 48);
         out.put_slice(b"HTTP/1.1 ");
