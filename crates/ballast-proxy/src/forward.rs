@@ -21,6 +21,8 @@ pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// `Keep-Alive` (not among `http`'s standard names).
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+/// A field named `close` (which `Connection: close` names for removal, like any other).
+static CLOSE: HeaderName = HeaderName::from_static("close");
 
 /// Whether `name` describes one hop and is never forwarded (RFC 9110 §7.6.1), besides
 /// the headers named in `Connection`.
@@ -28,26 +30,56 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     hop_kind(name) != Hop::No
 }
 
-/// What [`strip_hop_by_hop`] needs to know of a name.
+/// What a header name is to hop-by-hop stripping (RFC 9110 §7.6.1); the one list of
+/// hop-by-hop names, for the request side here and the raw response head
+/// ([`crate::upstream::codec`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hop {
+pub(crate) enum Hop {
+    /// An end-to-end field: forwarded.
     No,
+    /// `Connection` (it may name more fields to drop).
     Connection,
+    /// `Keep-Alive`.
     KeepAlive,
+    /// `Upgrade` (kept for a protocol switch).
+    Upgrade,
+    /// `Transfer-Encoding` (it frames the body on this hop only).
+    TransferEncoding,
+    /// `TE`, `Trailer`, `Proxy-Authenticate`, `Proxy-Authorization`, `Proxy-Connection`.
     Other,
 }
 
 /// One string match (a jump on the length, then a compare) instead of nine name
 /// comparisons: it runs for every header of every request and response.
 fn hop_kind(name: &HeaderName) -> Hop {
-    match name.as_str() {
-        "connection" => Hop::Connection,
-        "keep-alive" => Hop::KeepAlive,
+    hop_kind_lowercase(name.as_str().as_bytes())
+}
+
+/// [`hop_kind`] of a name already in lowercase.
+fn hop_kind_lowercase(name: &[u8]) -> Hop {
+    match name {
+        b"connection" => Hop::Connection,
+        b"keep-alive" => Hop::KeepAlive,
+        b"upgrade" => Hop::Upgrade,
+        b"transfer-encoding" => Hop::TransferEncoding,
         // `Proxy-Connection` is non-standard, still sent by some clients.
-        "te" | "trailer" | "transfer-encoding" | "upgrade" | "proxy-authenticate" | "proxy-authorization"
-        | "proxy-connection" => Hop::Other,
+        b"te" | b"trailer" | b"proxy-authenticate" | b"proxy-authorization" | b"proxy-connection" => Hop::Other,
         _ => Hop::No,
     }
+}
+
+/// [`hop_kind`] of a name as received, in any case: only a name of a hop-by-hop name's
+/// length is lowercased (on the stack) and matched.
+pub(crate) fn hop_kind_any_case(name: &[u8]) -> Hop {
+    if !matches!(name.len(), 2 | 7 | 10 | 16..=19) {
+        return Hop::No;
+    }
+    let mut lower = [0u8; 19];
+    let lower = &mut lower[..name.len()];
+    for (l, b) in lower.iter_mut().zip(name) {
+        *l = b.to_ascii_lowercase();
+    }
+    hop_kind_lowercase(lower)
 }
 
 /// Whether an HTTP/1.1 request asks to switch protocols (`Connection: upgrade` plus an
@@ -66,7 +98,7 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 }
 
 /// Removes hop-by-hop headers and those listed in `Connection`. With `upgrade`, the
-/// `Upgrade` header is kept and `Connection: upgrade` re-added, so the handshake
+/// `Upgrade` header is kept and `Connection: upgrade` (re-)added, so the handshake
 /// reaches the other side.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     // One pass over the (usually few) names finds the common cases: nothing to strip,
@@ -77,18 +109,24 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
             Hop::No => {}
             Hop::Connection => connection = true,
             Hop::KeepAlive => keep_alive = true,
-            Hop::Other => other = true,
+            Hop::Upgrade | Hop::TransferEncoding | Hop::Other => other = true,
         }
     }
-    if !(connection || keep_alive || other) {
+    if !(connection || keep_alive || other || upgrade) {
         return;
     }
-    if !upgrade && connection && !other && plain_keep_alive(headers) {
-        headers.remove(header::CONNECTION);
-        if keep_alive {
-            headers.remove(&KEEP_ALIVE);
+    if !upgrade && connection && !other {
+        if let Some(close) = plain_keep_alive(headers) {
+            headers.remove(header::CONNECTION);
+            if keep_alive {
+                headers.remove(&KEEP_ALIVE);
+            }
+            if close {
+                // `Connection: close` names a field `close` too, should one be there.
+                headers.remove(&CLOSE);
+            }
+            return;
         }
-        return;
     }
     if connection {
         let named: Vec<HeaderName> = headers
@@ -116,12 +154,18 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 }
 
 /// The usual case: one `Connection: keep-alive` (or `close`) line, which names no
-/// header to strip besides the hop-by-hop ones.
-fn plain_keep_alive(headers: &HeaderMap) -> bool {
+/// header to strip besides the hop-by-hop ones (and `close`). `Some(true)` for `close`.
+fn plain_keep_alive(headers: &HeaderMap) -> Option<bool> {
     let mut lines = headers.get_all(header::CONNECTION).iter();
-    let (Some(v), None) = (lines.next(), lines.next()) else { return false };
+    let (Some(v), None) = (lines.next(), lines.next()) else { return None };
     let v = v.as_bytes();
-    v.eq_ignore_ascii_case(b"keep-alive") || v.eq_ignore_ascii_case(b"close")
+    if v.eq_ignore_ascii_case(b"keep-alive") {
+        Some(false)
+    } else if v.eq_ignore_ascii_case(b"close") {
+        Some(true)
+    } else {
+        None
+    }
 }
 
 /// The `X-Forwarded-For` value naming `client` alone (a connection computes it once,

@@ -358,7 +358,7 @@ async fn proxy(
         let t1 = state.clock.now();
         match result {
             Ok(resp) => {
-                let status = resp.parts.status.as_u16();
+                let status = resp.status().as_u16();
                 stats.on_request_end(t1, t1.saturating_sub(t0), status < 500);
                 guard.finish(admission, Some(Outcome::from_status(status)), t1);
                 let resp = relay(resp, pool, idx, sender, pinned, client_upgrade, request_id)?;
@@ -478,10 +478,9 @@ fn relay(
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     request_id: &HeaderValue,
 ) -> Result<Response<ResponseBody>, ProxyError> {
-    let ResponseHead { mut parts, body: kind, reusable } = resp;
-    let switching = parts.status == StatusCode::SWITCHING_PROTOCOLS;
-    forward::strip_hop_by_hop(&mut parts.headers, switching);
-    parts.version = Version::default();
+    let (kind, reusable) = (resp.body, resp.reusable);
+    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    let mut parts = resp.into_client_parts();
     parts.headers.insert(forward::X_REQUEST_ID.clone(), request_id.clone());
     if let (Some(s), false) = (&pool.sticky, pinned) {
         if let Some(c) = forward::affinity_cookie(&s.cookie, &pool.balancer.backends()[idx].id, s.max_age) {

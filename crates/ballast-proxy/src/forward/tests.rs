@@ -37,6 +37,7 @@ fn plain_keep_alive_fast_path_and_its_fallbacks() {
         ("two lines", &[("connection", "keep-alive"), ("connection", "x-b"), ("x-b", "1"), ("x-a", "1")], &["x-a"]),
         ("another hop-by-hop", &[("connection", "keep-alive"), ("te", "trailers"), ("x-a", "1")], &["x-a"]),
         ("a named header", &[("connection", "x-b"), ("x-b", "1"), ("x-a", "1")], &["x-a"]),
+        ("close names a field", &[("connection", "close"), ("close", "1"), ("x-a", "1")], &["x-a"]),
     ];
     for (name, pairs, want) in cases {
         let mut h = map(pairs);
@@ -55,6 +56,39 @@ fn upgrade_keeps_upgrade_and_sets_connection_upgrade() {
     assert_eq!(h.get("connection").map(|v| v.as_bytes()), Some(&b"upgrade"[..]));
     assert!(!h.contains_key("x-other"));
     assert!(!wants_upgrade(&map(&[("upgrade", "websocket")])), "Upgrade without Connection: upgrade");
+}
+
+#[test]
+fn upgrade_sets_connection_upgrade_even_with_no_hop_by_hop_field() {
+    let mut h = map(&[("x-a", "1")]);
+    strip_hop_by_hop(&mut h, true);
+    assert_eq!(h.get("connection").map(|v| v.as_bytes()), Some(&b"upgrade"[..]));
+    assert_eq!(h.len(), 2);
+}
+
+#[test]
+fn hop_kind_any_case_matches_the_lowercase_list() {
+    let cases = [
+        ("Connection", Hop::Connection),
+        ("KEEP-ALIVE", Hop::KeepAlive),
+        ("UpGrade", Hop::Upgrade),
+        ("Transfer-Encoding", Hop::TransferEncoding),
+        ("tE", Hop::Other),
+        ("Trailer", Hop::Other),
+        ("Proxy-Authenticate", Hop::Other),
+        ("Proxy-Authorization", Hop::Other),
+        ("Proxy-Connection", Hop::Other),
+        ("Content-Length", Hop::No),
+        ("Connections", Hop::No),
+        ("T", Hop::No),
+        ("x-proxy-authorization", Hop::No),
+        ("", Hop::No),
+    ];
+    for (name, want) in cases {
+        assert_eq!(hop_kind_any_case(name.as_bytes()), want, "{name}");
+        let lower = HeaderName::try_from(name).map(|n| hop_kind(&n)).unwrap_or(Hop::No);
+        assert_eq!(lower, want, "{name} as a HeaderName");
+    }
 }
 
 #[test]
