@@ -87,6 +87,7 @@ pub mod membership;
 pub mod probe;
 pub mod proxy;
 pub mod ratelimit;
+pub mod reply;
 pub mod resilience_glue;
 pub mod route;
 pub mod server;

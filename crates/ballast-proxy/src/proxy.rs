@@ -6,6 +6,7 @@ use crate::body::{RequestBody, ResponseBody, UpstreamBody};
 use crate::conn_io::ConnInfo;
 use crate::error::ProxyError;
 use crate::forward;
+use crate::reply::{Added, Reply};
 use crate::resilience_glue::{Admission, Refusal};
 use crate::snapshot::{Pool, Snapshot};
 use crate::stats_glue::Clock;
@@ -84,11 +85,11 @@ pub async fn handle(
     info: Arc<ConnInfo>,
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
-    Ok(respond(&state, &info, ClientRequest::from_hyper(req)).await)
+    Ok(respond(&state, &info, ClientRequest::from_hyper(req)).await.into_response())
 }
 
 /// Serves one request: errors become short text responses. Logs the access line.
-pub async fn respond(state: &ListenerState, info: &ConnInfo, mut req: ClientRequest) -> Response<ResponseBody> {
+pub async fn respond(state: &ListenerState, info: &ConnInfo, mut req: ClientRequest) -> Reply {
     info.requests.fetch_add(1, Ordering::Relaxed);
     info.in_flight.fetch_add(1, Ordering::Relaxed);
     let _in_flight = InFlight(info);
@@ -122,7 +123,7 @@ pub async fn respond(state: &ListenerState, info: &ConnInfo, mut req: ClientRequ
             } else {
                 tracing::debug!(balancer = %snap.name, error = %e, "request refused");
             }
-            (error_response(&e, &request_id), None)
+            (Reply::Local(error_response(&e, &request_id)), None)
         }
     };
     if let Some(entry) = entry.as_mut() {
@@ -197,7 +198,7 @@ async fn proxy(
     info: &ConnInfo,
     req: ClientRequest,
     request_id: &HeaderValue,
-) -> Result<(Response<ResponseBody>, String), ProxyError> {
+) -> Result<(Reply, String), ProxyError> {
     let max_body = snap.settings.max_body_bytes;
     check_request(&req, info, max_body)?;
     let ClientRequest { mut parts, body, upgrade: client_upgrade } = req;
@@ -466,9 +467,9 @@ async fn select<'p>(
     }
 }
 
-/// Turns the upstream response into the client's: hop-by-hop out, request id and
-/// affinity cookie in, and for `101 Switching Protocols` a tunnel between the two
-/// upgraded connections.
+/// Turns the upstream response into the client's [`Reply`]: its head with the request id
+/// and affinity cookie to add (hop-by-hop fields go when it is written), and for
+/// `101 Switching Protocols` a tunnel between the two upgraded connections.
 fn relay(
     resp: ResponseHead,
     pool: &Pool,
@@ -477,21 +478,19 @@ fn relay(
     pinned: bool,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     request_id: &HeaderValue,
-) -> Result<Response<ResponseBody>, ProxyError> {
+) -> Result<Reply, ProxyError> {
     let (kind, reusable) = (resp.body, resp.reusable);
-    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    let mut parts = resp.into_client_parts();
-    parts.headers.insert(forward::X_REQUEST_ID.clone(), request_id.clone());
-    if let (Some(s), false) = (&pool.sticky, pinned) {
-        if let Some(c) = forward::affinity_cookie(&s.cookie, &pool.balancer.backends()[idx].id, s.max_age) {
-            parts.headers.append(header::SET_COOKIE, c);
-        }
-    }
-    if !switching {
+    let set_cookie = match (&pool.sticky, pinned) {
+        (Some(s), false) => forward::affinity_cookie(&s.cookie, &pool.balancer.backends()[idx].id, s.max_age),
+        _ => None,
+    };
+    let added = Added { request_id: request_id.clone(), set_cookie };
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         // The body reads itself off the connection, which returns to the pool at its end.
-        let body = UpstreamBody::new(conn, pool.conns[idx].clone(), kind, reusable);
-        return Ok(Response::from_parts(parts, ResponseBody::Upstream(body)));
+        let body = ResponseBody::Upstream(UpstreamBody::new(conn, pool.conns[idx].clone(), kind, reusable));
+        return Ok(Reply::Relayed { head: resp, added, body });
     }
+    let switched = Reply::Relayed { head: resp, added, body: ResponseBody::Full(None) }.into_response();
     let Some(client_side) = client_upgrade else {
         return Err(ProxyError::UpstreamProtocol {
             addr: pool.authorities[idx].to_string(),
@@ -512,5 +511,5 @@ fn relay(
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }
     });
-    Ok(Response::from_parts(parts, ResponseBody::Full(None)))
+    Ok(Reply::Local(switched))
 }

@@ -6,8 +6,10 @@
 use crate::body::ResponseBody;
 use crate::upstream::chunked::{last_chunk_with, CHUNK_END, LAST_CHUNK};
 use bytes::{BufMut, Bytes, BytesMut};
-use http::header::{self, HeaderMap};
-use http::{Response, StatusCode};
+use crate::forward;
+use crate::reply::Reply;
+use http::header::{self, HeaderValue};
+use http::StatusCode;
 use http_body::Body;
 use std::fmt::Write as _;
 use std::future::poll_fn;
@@ -45,32 +47,51 @@ pub struct Exchange {
     pub keep_alive: bool,
 }
 
-/// Encodes the head of `resp` into `out`: status line, fields, the framing header and,
+/// Encodes the head of `reply` into `out`: status line, fields, the framing header and,
 /// when the connection is to close, `connection: close`. Returns the framing of the
 /// body and whether the connection stays open after it.
-pub fn encode_head(out: &mut BytesMut, resp: &Response<ResponseBody>, ex: Exchange) -> (Framing, bool) {
-    let status = resp.status();
-    let headers = resp.headers();
-    let has_length = headers.contains_key(header::CONTENT_LENGTH);
+pub fn encode_head(out: &mut BytesMut, reply: &Reply, ex: Exchange) -> (Framing, bool) {
+    let status = reply.status();
+    let exact = reply.body().size_hint().exact();
+    let (has_length, says_close) = match reply {
+        // A relayed head's own `Connection` is hop-by-hop: never forwarded.
+        Reply::Relayed { head, .. } => (head.forwards_content_length(), false),
+        Reply::Local(resp) => {
+            let h = resp.headers();
+            let close = h.get_all(header::CONNECTION).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+            (h.contains_key(header::CONTENT_LENGTH), close)
+        }
+    };
     let framing = if ex.head_request || status.is_informational() || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
     {
         Framing::None
-    } else if has_length || resp.body().size_hint().exact().is_some() {
+    } else if has_length || exact.is_some() {
         Framing::Length
     } else if ex.http11 {
         Framing::Chunked
     } else {
         Framing::Close
     };
-    let says_close = headers.get_all(header::CONNECTION).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
     let keep = ex.keep_alive && framing != Framing::Close && !says_close;
-    put_status_line(out, status);
-    put_fields(out, headers);
+    match reply {
+        Reply::Relayed { head, added, .. } => {
+            head.encode_client_head(out);
+            put_field(out, forward::X_REQUEST_ID.as_str(), &added.request_id);
+            if let Some(cookie) = &added.set_cookie {
+                put_field(out, header::SET_COOKIE.as_str(), cookie);
+            }
+        }
+        Reply::Local(resp) => {
+            put_status_line(out, status);
+            for (name, value) in resp.headers() {
+                put_field(out, name.as_str(), value);
+            }
+        }
+    }
     match framing {
         Framing::Length if !has_length => {
-            let n = resp.body().size_hint().exact().unwrap_or(0);
-            let _ = write!(out, "content-length: {n}\r\n");
+            let _ = write!(out, "content-length: {}\r\n", exact.unwrap_or(0));
         }
         Framing::Chunked => out.put_slice(b"transfer-encoding: chunked\r\n"),
         _ => {}
@@ -93,13 +114,11 @@ pub fn put_status_line(out: &mut BytesMut, status: StatusCode) {
     out.put_slice(b"\r\n");
 }
 
-fn put_fields(out: &mut BytesMut, headers: &HeaderMap) {
-    for (name, value) in headers {
-        out.put_slice(name.as_str().as_bytes());
-        out.put_slice(b": ");
-        out.put_slice(value.as_bytes());
-        out.put_slice(b"\r\n");
-    }
+fn put_field(out: &mut BytesMut, name: &str, value: &HeaderValue) {
+    out.put_slice(name.as_bytes());
+    out.put_slice(b": ");
+    out.put_slice(value.as_bytes());
+    out.put_slice(b"\r\n");
 }
 
 /// Why writing a response stopped.

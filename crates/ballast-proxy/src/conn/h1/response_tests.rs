@@ -1,13 +1,14 @@
 use super::*;
+use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
-fn local(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
-    let mut resp = Response::new(ResponseBody::text(text));
+fn local(status: StatusCode, text: &'static str) -> Reply {
+    let mut resp = http::Response::new(ResponseBody::text(text));
     *resp.status_mut() = status;
-    resp
+    Reply::Local(resp)
 }
 
-fn head_of(resp: &Response<ResponseBody>, ex: Exchange) -> (String, Framing, bool) {
+fn head_of(resp: &Reply, ex: Exchange) -> (String, Framing, bool) {
     let mut out = BytesMut::new();
     let (framing, keep) = encode_head(&mut out, resp, ex);
     (String::from_utf8(out.to_vec()).expect("utf-8"), framing, keep)
@@ -24,8 +25,10 @@ fn a_local_body_gets_its_length_and_the_connection_stays() {
 
 #[test]
 fn a_response_that_says_close_closes_without_a_second_close_field() {
-    let mut resp = local(StatusCode::BAD_REQUEST, "bad");
+    let mut resp = http::Response::new(ResponseBody::text("bad"));
+    *resp.status_mut() = StatusCode::BAD_REQUEST;
     resp.headers_mut().insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    let resp = Reply::Local(resp);
     let (head, _, keep) = head_of(&resp, KEEP_11);
     assert!(!keep);
     assert_eq!(head.matches("connection").count(), 1, "{head}");
@@ -46,8 +49,9 @@ fn bodyless_statuses_and_head_requests_get_no_framing() {
 
 #[test]
 fn an_upstream_length_is_kept_as_sent() {
-    let mut resp = local(StatusCode::OK, "");
+    let mut resp = http::Response::new(ResponseBody::Full(None));
     resp.headers_mut().insert(header::CONTENT_LENGTH, http::HeaderValue::from_static("5"));
+    let resp = Reply::Local(resp);
     let (head, framing, _) = head_of(&resp, KEEP_11);
     assert_eq!(framing, Framing::Length);
     assert_eq!(head, "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", "no second length");
@@ -104,4 +108,52 @@ async fn a_client_that_stopped_reading_is_a_write_error() {
     let (framing, _) = encode_head(&mut out, &resp, KEEP_11);
     let res = write_body(&mut server, &mut out, resp.into_body(), framing, false).await;
     assert!(matches!(res, Err(WriteError::Client(_))), "{res:?}");
+}
+
+fn relayed(wire: &[u8], body: &'static [u8], set_cookie: Option<&'static str>) -> Reply {
+    let mut buf = BytesMut::from(wire);
+    let head = crate::upstream::codec::parse_response(&mut buf, false).expect("valid").expect("complete");
+    let added = crate::reply::Added {
+        request_id: HeaderValue::from_static("abc123"),
+        set_cookie: set_cookie.map(HeaderValue::from_static),
+    };
+    Reply::Relayed { head, added, body: ResponseBody::Full(Some(Bytes::from_static(body))) }
+}
+
+#[test]
+fn a_relayed_head_goes_out_without_its_hop_fields_and_with_ours() {
+    let reply = relayed(
+        b"HTTP/1.1 200 OK\r\nServer: up\r\nConnection: keep-alive, x-hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\ncontent-length: 2\r\n\r\n",
+        b"ok",
+        Some("lb=web-1; Path=/; HttpOnly"),
+    );
+    let (head, framing, keep) = head_of(&reply, KEEP_11);
+    assert_eq!(
+        head,
+        "HTTP/1.1 200 OK\r\nServer: up\r\ncontent-length: 2\r\nx-request-id: abc123\r\nset-cookie: lb=web-1; Path=/; HttpOnly\r\n\r\n"
+    );
+    assert_eq!((framing, keep), (Framing::Length, true));
+}
+
+#[test]
+fn a_length_the_upstream_named_in_connection_is_written_by_us() {
+    // `Connection: content-length` makes the upstream's own length hop-by-hop.
+    let reply = relayed(b"HTTP/1.1 200 OK\r\nConnection: content-length\r\ncontent-length: 2\r\n\r\n", b"ok", None);
+    let (head, framing, _) = head_of(&reply, KEEP_11);
+    assert_eq!(head, "HTTP/1.1 200 OK\r\nx-request-id: abc123\r\ncontent-length: 2\r\n\r\n");
+    assert_eq!(framing, Framing::Length);
+}
+
+#[tokio::test]
+async fn a_relayed_upstream_close_does_not_close_the_client_connection() {
+    let reply = relayed(b"HTTP/1.1 200 OK\r\nConnection: close\r\ncontent-length: 2\r\n\r\n", b"ok", None);
+    let (mut client, mut server) = tokio::io::duplex(64 * 1024);
+    let mut out = BytesMut::new();
+    let (framing, keep) = encode_head(&mut out, &reply, KEEP_11);
+    assert!(keep, "the upstream's Connection is its own hop");
+    write_body(&mut server, &mut out, reply.into_body(), framing, false).await.expect("written");
+    drop(server);
+    let mut got = String::new();
+    client.read_to_string(&mut got).await.expect("read");
+    assert_eq!(got, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-request-id: abc123\r\n\r\nok");
 }
