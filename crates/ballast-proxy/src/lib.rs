@@ -61,8 +61,11 @@
 //! Per pool, background tasks follow the config across reloads: the active
 //! [`health`] checker (it flips `BackendStats::healthy` after `rise`/`fall` results)
 //! and, for `adaptive` pools, the latency [`probe`]r.
-//! 6. **Respond**: hop-by-hop headers removed, `X-Request-Id` and (when the pick moved)
-//!    the affinity `Set-Cookie` added; the upstream body streams back frame by frame,
+//! 6. **Respond** ([`reply`]): the upstream's head stays as received (bytes and field
+//!    offsets); hop-by-hop headers are left out when it is written, `X-Request-Id` and
+//!    (when the pick moved) the affinity `Set-Cookie` added. Our HTTP/1.1 loop writes it
+//!    as bytes; hyper's connections get it as an `http::Response`. The upstream body
+//!    streams back frame by frame,
 //!    and once it has been read to the end its connection returns to the pool.
 //!    `101 Switching Protocols` splices the two upgraded connections (WebSocket).
 //!    Stats record in-flight, failures, a peak-EWMA latency and a latency histogram

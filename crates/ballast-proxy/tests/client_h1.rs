@@ -48,6 +48,13 @@ async fn response(s: &mut TcpStream, pending: &mut Vec<u8>) -> (String, Vec<u8>)
     }
 }
 
+/// Everything the proxy sends on `s` until it closes it (within the patience).
+async fn until_closed(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    tokio::time::timeout(PATIENCE, s.read_to_end(&mut got)).await.expect("closed in time").expect("read");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
 /// Whether the proxy closes `s` (EOF) within the patience.
 async fn closes(s: &mut TcpStream) -> bool {
     let mut rest = Vec::new();
@@ -139,9 +146,7 @@ async fn a_head_not_finished_in_time_gets_408_and_the_connection_closes() {
     let (_server, addr) = proxy(&simple_config(&[b.addr], "[balancer.timeouts]\nheader_read = \"200ms\"", "")).await;
     let mut s = TcpStream::connect(addr).await.expect("connect");
     s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n").await.expect("write");
-    let mut got = Vec::new();
-    tokio::time::timeout(PATIENCE, s.read_to_end(&mut got)).await.expect("closed in time").expect("read");
-    let text = String::from_utf8_lossy(&got);
+    let text = until_closed(&mut s).await;
     assert!(text.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{text}");
 }
 
@@ -164,8 +169,6 @@ async fn a_target_the_uri_type_refuses_is_400_and_closes() {
     let (_b, _server, addr) = started().await;
     let mut s = TcpStream::connect(addr).await.expect("connect");
     s.write_all(b"GET /a<b HTTP/1.1\r\nHost: t\r\n\r\n").await.expect("write");
-    let mut got = Vec::new();
-    tokio::time::timeout(PATIENCE, s.read_to_end(&mut got)).await.expect("closed in time").expect("read");
-    let text = String::from_utf8_lossy(&got);
+    let text = until_closed(&mut s).await;
     assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
 }

@@ -72,30 +72,28 @@ fn an_unusual_status_keeps_its_code_with_an_empty_reason() {
     assert!(head.starts_with("HTTP/1.1 599 \r\n"), "{head}");
 }
 
-#[tokio::test]
-async fn the_head_and_a_ready_body_arrive_together_and_out_is_left_empty() {
+/// What a client reads when `reply` is written whole for `ex`; `out` must be left empty.
+async fn written(reply: Reply, ex: Exchange) -> String {
     let (mut client, mut server) = tokio::io::duplex(64 * 1024);
-    let resp = local(StatusCode::OK, "hello");
     let mut out = BytesMut::new();
-    let (framing, _) = encode_head(&mut out, &resp, KEEP_11);
-    write_body(&mut server, &mut out, resp.into_body(), framing, false).await.expect("written");
+    let (framing, _) = encode_head(&mut out, &reply, ex);
+    write_body(&mut server, &mut out, reply.into_body(), framing, false).await.expect("written");
     assert!(out.is_empty());
     drop(server);
     let mut got = String::new();
     client.read_to_string(&mut got).await.expect("read");
+    got
+}
+
+#[tokio::test]
+async fn the_head_and_a_ready_body_arrive_together_and_out_is_left_empty() {
+    let got = written(local(StatusCode::OK, "hello"), KEEP_11).await;
     assert_eq!(got, "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello");
 }
 
 #[tokio::test]
 async fn no_body_bytes_follow_a_head_response() {
-    let (mut client, mut server) = tokio::io::duplex(64 * 1024);
-    let resp = local(StatusCode::OK, "hello");
-    let mut out = BytesMut::new();
-    let (framing, _) = encode_head(&mut out, &resp, Exchange { head_request: true, ..KEEP_11 });
-    write_body(&mut server, &mut out, resp.into_body(), framing, false).await.expect("written");
-    drop(server);
-    let mut got = String::new();
-    client.read_to_string(&mut got).await.expect("read");
+    let got = written(local(StatusCode::OK, "hello"), Exchange { head_request: true, ..KEEP_11 }).await;
     assert_eq!(got, "HTTP/1.1 200 OK\r\n\r\n");
 }
 
@@ -147,13 +145,8 @@ fn a_length_the_upstream_named_in_connection_is_written_by_us() {
 #[tokio::test]
 async fn a_relayed_upstream_close_does_not_close_the_client_connection() {
     let reply = relayed(b"HTTP/1.1 200 OK\r\nConnection: close\r\ncontent-length: 2\r\n\r\n", b"ok", None);
-    let (mut client, mut server) = tokio::io::duplex(64 * 1024);
-    let mut out = BytesMut::new();
-    let (framing, keep) = encode_head(&mut out, &reply, KEEP_11);
+    let (_, _, keep) = head_of(&reply, KEEP_11);
     assert!(keep, "the upstream's Connection is its own hop");
-    write_body(&mut server, &mut out, reply.into_body(), framing, false).await.expect("written");
-    drop(server);
-    let mut got = String::new();
-    client.read_to_string(&mut got).await.expect("read");
+    let got = written(reply, KEEP_11).await;
     assert_eq!(got, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-request-id: abc123\r\n\r\nok");
 }
