@@ -43,18 +43,16 @@ pub async fn serve(
 ) {
     let info = Arc::new(ConnInfo::new(peer));
     match tls.load_full() {
-        None => h1::serve(SniffIo::new(stream, info.clone()), info, state, stop).await,
+        None => h1::serve(stream, info, state, stop).await,
         Some(config) => {
             let handshake_limit = state.snapshot.load().settings.header_read;
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
             match tokio::time::timeout(handshake_limit, acceptor.accept(stream)).await {
                 Ok(Ok(tls_stream)) => {
-                    let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                    let io = SniffIo::new(tls_stream, info.clone());
-                    if h2 {
-                        serve_http(io, info, state, stop).await;
+                    if tls_stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        serve_http(SniffIo::new(tls_stream, info.clone()), info, state, stop).await;
                     } else {
-                        h1::serve(io, info, state, stop).await;
+                        h1::serve(tls_stream, info, state, stop).await;
                     }
                 }
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),

@@ -4,7 +4,8 @@
 //! dropping the length (RFC 9112 §6.3) before the service sees it, so the service
 //! cannot tell. [`SniffIo`] scans the bytes it reads for a head with both fields and
 //! raises [`ConnInfo::smuggle_suspect`]; the handler rejects the next chunked request
-//! with 400 when the flag is up.
+//! with 400 when the flag is up. Only what hyper reads is scanned: our own HTTP/1.1 loop
+//! ([`crate::conn::h1`]) hands every head with `Transfer-Encoding` to hyper, bytes and all.
 
 use std::io;
 use std::net::SocketAddr;

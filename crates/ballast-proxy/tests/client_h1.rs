@@ -172,3 +172,17 @@ async fn a_target_the_uri_type_refuses_is_400_and_closes() {
     let text = until_closed(&mut s).await;
     assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
 }
+
+#[tokio::test]
+async fn a_smuggling_shaped_head_after_a_lean_request_is_still_400() {
+    let (_b, _server, addr) = started().await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let mut pending = Vec::new();
+    s.write_all(b"GET /lean HTTP/1.1\r\nHost: t\r\n\r\n").await.expect("write");
+    assert_eq!(uri_of(&response(&mut s, &mut pending).await.1), "/lean");
+    s.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        .await
+        .expect("write");
+    let text = until_closed(&mut s).await;
+    assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+}

@@ -22,7 +22,7 @@ pub mod request;
 pub mod response;
 
 use super::side_wake::SideWake;
-use crate::conn_io::ConnInfo;
+use crate::conn_io::{ConnInfo, SniffIo};
 use crate::proxy::{respond, ClientRequest, ListenerState};
 use crate::upstream::tunnel::Rewind;
 use bytes::BytesMut;
@@ -224,10 +224,13 @@ fn poll_read<I: AsyncRead + Unpin>(io: &mut I, cx: &mut Context<'_>, buf: &mut B
     tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
 }
 
-/// Gives the connection, with the bytes read so far, to hyper.
+/// Gives the connection, with the bytes read so far, to hyper. From here on its reads,
+/// starting with those bytes, are scanned for smuggling-shaped heads ([`SniffIo`]): this
+/// loop hands every head with `Transfer-Encoding` over, so it need not scan its own reads.
 async fn handoff<I>(io: I, buf: BytesMut, info: Arc<ConnInfo>, state: Arc<ListenerState>, stop: watch::Receiver<bool>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    super::serve_http(Rewind::new(buf.freeze(), io), info, state, stop).await;
+    let io = SniffIo::new(Rewind::new(buf.freeze(), io), info.clone());
+    super::serve_http(io, info, state, stop).await;
 }
