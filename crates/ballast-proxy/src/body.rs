@@ -23,13 +23,55 @@ pub enum BodyError {
     /// Reading from the client failed.
     #[error("reading the client body failed: {0}")]
     Client(#[from] hyper::Error),
+    /// The client's chunked body is malformed (our HTTP/1.1 loop).
+    #[error("malformed chunked request body: {0}")]
+    Chunked(#[source] crate::upstream::chunked::ChunkError),
+    /// The client closed or failed before the end of its body (our HTTP/1.1 loop).
+    #[error("the client connection ended mid-body: {0}")]
+    Cut(#[source] std::io::Error),
+}
+
+/// Where a client request body comes from: hyper (HTTP/2, or a connection handed to
+/// hyper) or our own HTTP/1.1 loop, which reads it off the connection.
+#[derive(Debug)]
+pub enum ClientBody {
+    /// Read by hyper.
+    Hyper(Incoming),
+    /// Read by our HTTP/1.1 loop ([`crate::conn::h1`]).
+    Pumped(crate::conn::h1::body::PumpedBody),
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            ClientBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(BodyError::Client),
+            ClientBody::Pumped(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Hyper(b) => b.is_end_stream(),
+            ClientBody::Pumped(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientBody::Hyper(b) => b.size_hint(),
+            ClientBody::Pumped(b) => b.size_hint(),
+        }
+    }
 }
 
 /// A client request body on its way upstream, cut off with [`BodyError::TooLarge`] once
 /// it passes `limit` bytes (0: no limit). `None` is an empty body (used for retries).
 #[derive(Debug)]
 pub struct RequestBody {
-    inner: Option<Incoming>,
+    inner: Option<ClientBody>,
     /// A frame taken and put back ([`RequestBody::unread`]), returned first.
     pending: Option<Bytes>,
     seen: u64,
@@ -38,7 +80,7 @@ pub struct RequestBody {
 
 impl RequestBody {
     /// Streams `inner` with a cap of `limit` bytes (0: unlimited).
-    pub fn capped(inner: Incoming, limit: u64) -> Self {
+    pub fn capped(inner: ClientBody, limit: u64) -> Self {
         RequestBody { inner: Some(inner), pending: None, seen: 0, limit }
     }
 
@@ -80,7 +122,7 @@ impl Body for RequestBody {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Some(Err(e)) => Poll::Ready(Some(Err(BodyError::Client(e)))),
+            Some(Err(e)) => Poll::Ready(Some(Err(e))),
             None => Poll::Ready(None),
         }
     }

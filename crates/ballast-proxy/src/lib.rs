@@ -1,8 +1,7 @@
 //! ballast-proxy: the data plane. HTTP/1.1 and HTTP/2 (h2c, or TLS with ALPN) in,
 //! pooled keep-alive HTTP/1.1 out, on tokio and rustls. Our own lean HTTP/1.1 loop serves
-//! the common client request (no body, no upgrade) and hyper 1.x the rest (HTTP/2,
-//! bodies, upgrades, malformed heads); our own lean HTTP/1.1 client (httparse heads,
-//! hand-written framing) talks upstream.
+//! HTTP/1.1 clients and hyper 1.x the rest (HTTP/2, upgrades, malformed heads); our own
+//! lean HTTP/1.1 client (httparse heads, hand-written framing) talks upstream.
 //!
 //! # The request path
 //!
@@ -11,10 +10,10 @@
 //!    accepted, gets `TCP_NODELAY`, and runs in its own task ([`conn`]).
 //! 2. **Connection** ([`conn`]): TLS handshake when the listener has certificates (the
 //!    certificate is chosen by SNI, ALPN offers `h2` and `http/1.1`: [`tls`]); then our
-//!    HTTP/1.1 loop ([`conn::h1`]) reads request heads itself and serves bodyless ones
+//!    HTTP/1.1 loop ([`conn::h1`]) reads request heads and bodies itself and serves them
 //!    in place, with the `header_read` timeout from a head's first byte (slowloris: 408)
-//!    and `max_header_bytes`. The first request it does not take (a body, an upgrade,
-//!    `Expect`, the HTTP/2 preface, a malformed or oversized head) hands the connection
+//!    and `max_header_bytes`. The first request it does not take (an upgrade, an unusual
+//!    framing or expectation, the HTTP/2 preface, a malformed or oversized head) hands the connection
 //!    with the bytes read so far to hyper-util's auto builder, which serves HTTP/2 or
 //!    HTTP/1.1 from there on (431 for large heads, 400 for malformed ones). ALPN `h2`
 //!    goes to hyper at once. An idle watchdog closes connections with no request for

@@ -2,7 +2,7 @@
 //! the request, retry safe failures elsewhere, relay the response (or the upgrade).
 
 use crate::access_log::{AccessLog, Entry};
-use crate::body::{RequestBody, ResponseBody, UpstreamBody};
+use crate::body::{ClientBody, RequestBody, ResponseBody, UpstreamBody};
 use crate::conn_io::ConnInfo;
 use crate::error::ProxyError;
 use crate::forward;
@@ -58,7 +58,7 @@ pub struct ClientRequest {
     /// Method, target, version and header fields.
     pub parts: http::request::Parts,
     /// The body; `None` when the request has none.
-    pub body: Option<Incoming>,
+    pub body: Option<ClientBody>,
     /// The client side of a protocol switch, for an HTTP/1.1 request that asks to upgrade.
     pub upgrade: Option<hyper::upgrade::OnUpgrade>,
 }
@@ -69,13 +69,8 @@ impl ClientRequest {
         let upgrade = (req.version() == Version::HTTP_11 && forward::wants_upgrade(req.headers()))
             .then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
-        let body = (!body.is_end_stream()).then_some(body);
+        let body = (!body.is_end_stream()).then_some(ClientBody::Hyper(body));
         ClientRequest { parts, body, upgrade }
-    }
-
-    /// A bodyless request that does not upgrade.
-    pub fn bodyless(parts: http::request::Parts) -> Self {
-        ClientRequest { parts, body: None, upgrade: None }
     }
 }
 
@@ -382,10 +377,11 @@ async fn proxy(
                 }
             }
             Err(SendError::Failed(e)) => {
-                let client_fault = matches!(e, ProxyError::BodyTooLarge { .. });
+                // A body over its cap or malformed is the client's doing, not the instance's.
+                let client_fault = matches!(e, ProxyError::BodyTooLarge { .. } | ProxyError::BadRequest { .. });
                 stats.on_request_end(t1, t1.saturating_sub(t0), client_fault);
                 let outcome = match &e {
-                    ProxyError::BodyTooLarge { .. } => None,
+                    ProxyError::BodyTooLarge { .. } | ProxyError::BadRequest { .. } => None,
                     ProxyError::UpstreamTimeout { .. } => Some(Outcome::Timeout),
                     _ => Some(Outcome::ServerError),
                 };

@@ -1,5 +1,6 @@
-//! The client side of HTTP/1.1 over raw sockets: our own loop for bodyless requests,
-//! pipelining, keep-alive rules, and the hand-over to hyper mid-connection.
+//! The client side of HTTP/1.1 over raw sockets, served by our own loop: pipelining,
+//! keep-alive rules, request bodies (`Content-Length`, chunked, `Expect: 100-continue`),
+//! and the hand-over to hyper mid-connection.
 
 mod common;
 
@@ -103,7 +104,7 @@ async fn pipelined_requests_are_answered_in_order() {
 }
 
 #[tokio::test]
-async fn a_request_with_a_body_mid_connection_goes_to_hyper_and_the_connection_goes_on() {
+async fn a_request_with_a_body_mid_connection_is_served_and_the_connection_goes_on() {
     let (_b, _server, addr) = started().await;
     let mut s = TcpStream::connect(addr).await.expect("connect");
     let mut pending = Vec::new();
@@ -183,6 +184,68 @@ async fn a_smuggling_shaped_head_after_a_lean_request_is_still_400() {
     s.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
         .await
         .expect("write");
+    let text = until_closed(&mut s).await;
+    assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+}
+
+/// Reads until `s` has sent a whole head (up to the empty line); returns it.
+async fn head_only(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    while !got.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        let n = tokio::time::timeout(PATIENCE, s.read(&mut byte)).await.expect("in time").expect("read");
+        assert!(n > 0, "closed before a head: {}", String::from_utf8_lossy(&got));
+        got.push(byte[0]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn expect_100_continue_gets_its_interim_answer_then_the_body_goes_through() {
+    let (_b, _server, addr) = started().await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"PUT /up HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 6\r\n\r\n").await.expect("write");
+    // The client sends nothing more until it is told to go on.
+    assert_eq!(head_only(&mut s).await, "HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(b"abcdef").await.expect("write body");
+    let (head, body) = response(&mut s, &mut Vec::new()).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(v["received"], 6);
+}
+
+#[tokio::test]
+async fn an_expected_body_over_the_limit_is_refused_without_100_and_the_connection_closes() {
+    let b = echo("a").await;
+    let (_server, addr) = proxy(&simple_config(&[b.addr], "[balancer.limits]\nmax_body_bytes = 10", "")).await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"PUT /up HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\n").await.expect("write");
+    let text = until_closed(&mut s).await;
+    assert!(text.starts_with("HTTP/1.1 413 Payload Too Large\r\n"), "{text}");
+    assert!(!text.contains("100 Continue"), "{text}");
+}
+
+#[tokio::test]
+async fn a_chunked_body_reaches_the_backend_whole_and_the_connection_goes_on() {
+    let (_b, _server, addr) = started().await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let mut pending = Vec::new();
+    s.write_all(b"POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n4\r\ndefg\r\n0\r\nx-sum: 7\r\n\r\n")
+        .await
+        .expect("write");
+    let (head, body) = response(&mut s, &mut pending).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!((v["uri"].as_str(), v["received"].as_u64()), (Some("/c"), Some(7)));
+    s.write_all(b"GET /then HTTP/1.1\r\nHost: t\r\n\r\n").await.expect("write");
+    assert_eq!(uri_of(&response(&mut s, &mut pending).await.1), "/then");
+}
+
+#[tokio::test]
+async fn a_malformed_chunked_body_is_400_and_the_connection_closes() {
+    let (_b, _server, addr) = started().await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nnope\r\n0\r\n\r\n").await.expect("write");
     let text = until_closed(&mut s).await;
     assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
 }

@@ -114,6 +114,7 @@ pub async fn send(
         Err(Wait::Protocol(reason)) => ProxyError::UpstreamProtocol { addr: addr.to_string(), reason },
         Err(Wait::Length) => ProxyError::BadRequest { reason: "the request body does not match its Content-Length" },
         Err(Wait::Body(BodyError::TooLarge { limit })) => ProxyError::BodyTooLarge { limit },
+        Err(Wait::Body(BodyError::Chunked(_))) => ProxyError::BadRequest { reason: "malformed chunked request body" },
         Err(Wait::Body(e)) => ProxyError::Upstream { addr: addr.to_string(), source: io::Error::other(e) },
         Err(Wait::Io(source)) => {
             // Nothing written: the request never left. A pooled connection that closed

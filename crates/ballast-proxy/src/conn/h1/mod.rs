@@ -1,16 +1,18 @@
-//! Our own HTTP/1.1 server loop for the common request: no body, no upgrade.
+//! Our own HTTP/1.1 server loop.
 //!
-//! hyper's HTTP/1.1 server is general (bodies, upgrades, pipelining, every framing rule)
-//! and pays for it on every request: its dispatcher, a `Service` future boxed per request,
-//! and a head parsed and encoded through its own types. Most requests through a load
-//! balancer are bodyless GETs, so this loop serves those itself, sequentially on the
-//! connection's task: read a head ([`request::parse`]), run the request path in place
-//! (no spawn, no box), write the response ([`response`]), keep the connection alive.
+//! hyper's HTTP/1.1 server is general and pays for it on every request: its dispatcher, a
+//! `Service` future boxed per request, and heads parsed and encoded through its own types.
+//! This loop serves HTTP/1.1 sequentially on the connection's task: read a head
+//! ([`request::parse`]), run the request path in place (no spawn, no box) while reading
+//! the request body, if any, off the connection into a bounded queue ([`body`]; `100
+//! Continue` first when the client expects it), write the response ([`response`]), keep
+//! the connection alive.
 //!
-//! The first request it does not take (a body, an upgrade, `Expect`, an HTTP/2 preface,
-//! a malformed or oversized head) hands the connection, with every byte read so far, to
-//! hyper for the rest of its life ([`super::serve_http`]): the framing rules and error
-//! answers for those stay hyper's.
+//! The first request it does not take (an upgrade, a transfer coding other than plain
+//! `chunked`, another expectation, an HTTP/2 preface, a malformed, oversized or
+//! smuggling-shaped head) hands the connection, with every byte read so far, to hyper for
+//! the rest of its life ([`super::serve_http`]): upgrades and the error answers for those
+//! stay hyper's.
 //!
 //! Timers: one watchdog per connection, as in [`super`]. The header-read limit counts
 //! from the first byte of a head (an empty keep-alive wait is governed by `idle`); a head
@@ -18,11 +20,13 @@
 //! socket is still read, so a client that closes gives up its request at once (pipelined
 //! bytes wait in the buffer, up to the head limit).
 
+pub mod body;
 pub mod request;
 pub mod response;
 
 use super::side_wake::SideWake;
 use crate::conn_io::{ConnInfo, SniffIo};
+use crate::body::ClientBody;
 use crate::proxy::{respond, ClientRequest, ListenerState};
 use crate::upstream::tunnel::Rewind;
 use bytes::BytesMut;
@@ -49,6 +53,7 @@ const MIN_HEAD_LIMIT: usize = 8192;
 const H2_PREFACE_START: &[u8] = b"PRI ";
 
 const TIMEOUT_408: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 const BAD_REQUEST_400: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 
 /// Why the read side woke up while the loop waited for a head.
@@ -169,28 +174,30 @@ where
             }
         };
         first = false;
-        let request::Head { parts, keep_alive, trailers } = *head;
+        let request::Head { parts, keep_alive, trailers, body, expect_continue } = *head;
         let ex = Exchange {
             head_request: parts.method == http::Method::HEAD,
             http11: parts.version == http::Version::HTTP_11,
             keep_alive,
         };
-        // 2. The request path, in place; a client that closes meanwhile cancels it.
+        let (req, mut inflow) = match body {
+            request::BodyFraming::None => (ClientRequest { parts, body: None, upgrade: None }, None),
+            framing => {
+                let (body, pump) = body::pumped(framing);
+                let owed = if expect_continue { CONTINUE_100.len() } else { 0 };
+                let req = ClientRequest { parts, body: Some(ClientBody::Pumped(body)), upgrade: None };
+                (req, Some(Inflow { pump, continue_owed: owed }))
+            }
+        };
+        // 2. The request path, in place, while the client side is read (the body, or an
+        // end that cancels the request).
         let resp = {
-            let mut serving = pin!(respond(&state, &info, ClientRequest::bodyless(parts)));
+            let mut serving = pin!(respond(&state, &info, req));
             let resp = poll_fn(|cx| {
                 if let Poll::Ready(resp) = serving.as_mut().poll(cx) {
                     return Poll::Ready(Some(resp));
                 }
-                // Past the head limit, pipelined bytes wait in the socket.
-                while buf.len() <= head_limit {
-                    match poll_read(&mut io, cx, &mut buf) {
-                        Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(None),
-                        Poll::Ready(Ok(_)) => {}
-                        Poll::Pending => break,
-                    }
-                }
-                Poll::Pending
+                poll_client(&mut io, cx, &mut buf, inflow.as_mut(), head_limit).map(|()| None)
             })
             .await;
             match resp {
@@ -202,18 +209,76 @@ where
             }
         };
         // 3. The response; the connection closes after it when either side or the
-        // listener says so.
-        let ex = Exchange { keep_alive: ex.keep_alive && !matches!(stopping.has_changed(), Ok(true) | Err(_)), ..ex };
+        // listener says so, or when the request body was not read to its end.
+        let body_read = |inflow: &Option<Inflow>| inflow.as_ref().is_none_or(|i| i.pump.is_read());
+        let stopping = matches!(stopping.has_changed(), Ok(true) | Err(_));
+        let ex = Exchange { keep_alive: ex.keep_alive && !stopping && body_read(&inflow), ..ex };
         let (framing, keep) = response::encode_head(&mut out, &resp, ex);
-        if let Err(e) = response::write_body(&mut io, &mut out, resp.into_body(), framing, trailers).await {
+        let client = |io: &mut I, cx: &mut Context<'_>| poll_client(io, cx, &mut buf, inflow.as_mut(), head_limit);
+        if let Err(e) = response::write_body(&mut io, &mut out, resp.into_body(), framing, trailers, client).await {
             tracing::debug!(peer = %info.peer, error = %e, "response not sent whole; closing");
             return;
         }
-        if !keep {
+        if !keep || !body_read(&inflow) {
             let _ = io.shutdown().await;
             return;
         }
     }
+}
+
+/// A request body being read off the connection, and the `100 Continue` owed for it.
+struct Inflow {
+    pump: body::Pump,
+    /// Bytes of [`CONTINUE_100`] still to write once the request path asks for the body.
+    continue_owed: usize,
+}
+
+/// The client side while a request is served: sends `100 Continue` when owed and due,
+/// reads the request body into its queue, and otherwise keeps reading (pipelined bytes,
+/// up to the head limit) to notice a client that goes away: `Ready` then.
+fn poll_client<I: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut I,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+    inflow: Option<&mut Inflow>,
+    head_limit: usize,
+) -> Poll<()> {
+    if let Some(inflow) = inflow {
+        while inflow.continue_owed > 0 && inflow.pump.demanded() {
+            let at = CONTINUE_100.len() - inflow.continue_owed;
+            match Pin::new(&mut *io).poll_write(cx, &CONTINUE_100[at..]) {
+                Poll::Ready(Ok(n)) if n > 0 => inflow.continue_owed -= n,
+                Poll::Ready(_) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+            if inflow.continue_owed == 0 && matches!(Pin::new(&mut *io).poll_flush(cx), Poll::Ready(Err(_))) {
+                return Poll::Ready(());
+            }
+        }
+        while inflow.pump.feed(buf) == body::Need::Bytes {
+            match poll_read(io, cx, buf) {
+                Poll::Ready(Ok(0)) => {
+                    inflow.pump.cut(io::ErrorKind::UnexpectedEof.into());
+                    return Poll::Ready(());
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => {
+                    inflow.pump.cut(e);
+                    return Poll::Ready(());
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+    // Past the head limit, further bytes wait in the socket.
+    while buf.len() <= head_limit {
+        match poll_read(io, cx, buf) {
+            Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(()),
+            Poll::Ready(Ok(_)) => {}
+            Poll::Pending => break,
+        }
+    }
+    Poll::Pending
 }
 
 /// Reads into `buf`, keeping some free room first.

@@ -1,10 +1,11 @@
 //! Reading a client's HTTP/1.1 request head for the lean path, without I/O.
 //!
-//! [`parse`] takes the common request (no body, no upgrade, no `Expect`, origin-form
-//! target) into `http::request::Parts` in one `httparse` pass, with header values
-//! sharing the head's buffer. Anything else is [`Parsed::Handoff`]: the connection goes
-//! to hyper, which serves the rest of it (bodies, upgrades, and the error responses for
-//! malformed or oversized heads), with the bytes read so far.
+//! [`parse`] takes the common request (origin-form target; no body, a `Content-Length`
+//! one or a `chunked` one; no upgrade; no expectation but `100-continue`) into
+//! `http::request::Parts` in one `httparse` pass, with header values sharing the head's
+//! buffer. Anything else is [`Parsed::Handoff`]: the connection goes to hyper, which
+//! serves the rest of it (upgrades, other transfer codings, and the error responses for
+//! malformed, oversized or smuggling-shaped heads), with the bytes read so far.
 
 use bytes::BytesMut;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -24,6 +25,21 @@ pub struct Head {
     pub keep_alive: bool,
     /// Whether the client accepts trailer fields (`TE: trailers`).
     pub trailers: bool,
+    /// How the request's body is delimited.
+    pub body: BodyFraming,
+    /// The client waits for `100 Continue` before it sends the body.
+    pub expect_continue: bool,
+}
+
+/// How a request body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body.
+    None,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// The chunked transfer coding.
+    Chunked,
 }
 
 /// What [`parse`] found at the start of the buffer.
@@ -60,6 +76,9 @@ struct Seen {
     close: bool,
     keep_alive: bool,
     trailers: bool,
+    expect_continue: bool,
+    length: Option<u64>,
+    chunked: bool,
     other: bool,
 }
 
@@ -112,7 +131,8 @@ pub fn parse(buf: &mut BytesMut) -> Parsed {
         }
         *slot = FieldAt { name: offsets(f.name.as_bytes()), value: offsets(f.value) };
     }
-    if seen.other {
+    // Both framings at once may be smuggling: hyper's path answers 400.
+    if seen.other || (seen.chunked && seen.length.is_some()) {
         return Parsed::Handoff;
     }
     let head = buf.split_to(len).freeze();
@@ -130,16 +150,23 @@ pub fn parse(buf: &mut BytesMut) -> Parsed {
     }
     let version = if minor == 1 { Version::HTTP_11 } else { Version::HTTP_10 };
     let keep_alive = !seen.close && (version == Version::HTTP_11 || seen.keep_alive);
+    let body = match (seen.chunked, seen.length) {
+        (true, _) => BodyFraming::Chunked,
+        (false, Some(0) | None) => BodyFraming::None,
+        (false, Some(n)) => BodyFraming::Length(n),
+    };
     let (mut parts, ()) = http::Request::new(()).into_parts();
     parts.method = method;
     parts.uri = uri;
     parts.version = version;
     parts.headers = headers;
-    Parsed::Lean(Box::new(Head { parts, keep_alive, trailers: seen.trailers }))
+    let expect_continue = seen.expect_continue && body != BodyFraming::None;
+    Parsed::Lean(Box::new(Head { parts, keep_alive, trailers: seen.trailers, body, expect_continue }))
 }
 
-/// Notes what one field says about the connection; false when the field keeps the
-/// request off the lean path (a body, an upgrade, an expectation).
+/// Notes what one field says about the connection and the body; false when the field
+/// keeps the request off the lean path (an upgrade, another expectation or coding, a
+/// length that is not one plain number).
 fn lean_field(name: &[u8], value: &[u8], seen: &mut Seen) -> bool {
     match name.len() {
         10 if name.eq_ignore_ascii_case(b"connection") => {
@@ -158,14 +185,35 @@ fn lean_field(name: &[u8], value: &[u8], seen: &mut Seen) -> bool {
             seen.trailers |= value.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"));
             true
         }
-        // A zero length is no body; anything else (or a repeat, or a bad number) is for
-        // hyper's framing rules.
-        14 if name.eq_ignore_ascii_case(b"content-length") => value == b"0",
-        17 if name.eq_ignore_ascii_case(b"transfer-encoding") => false,
+        // One plain decimal; a list, a sign or a repeat is for hyper's framing rules.
+        14 if name.eq_ignore_ascii_case(b"content-length") => match (seen.length, decimal(value)) {
+            (None, Some(n)) => {
+                seen.length = Some(n);
+                true
+            }
+            _ => false,
+        },
+        // Only `chunked` alone; other codings (and repeats) are for hyper.
+        17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+            let only_chunked = !seen.chunked && value.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            seen.chunked = true;
+            only_chunked
+        }
         7 if name.eq_ignore_ascii_case(b"upgrade") => false,
-        6 if name.eq_ignore_ascii_case(b"expect") => false,
+        6 if name.eq_ignore_ascii_case(b"expect") => {
+            seen.expect_continue = value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+            seen.expect_continue
+        }
         _ => true,
     }
+}
+
+/// A `Content-Length` value: 1 to 19 digits (no sign, no spaces, fits in u64).
+fn decimal(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
 }
 
 #[cfg(test)]

@@ -43,15 +43,19 @@ fn every_cut_of_a_head_is_partial_and_leaves_the_buffer() {
 #[test]
 fn what_the_lean_path_does_not_take_goes_to_hyper_untouched() {
     let cases: &[(&str, &[u8])] = &[
-        ("a body", b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"),
-        ("chunked", b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
         ("CL and TE", b"POST / HTTP/1.1\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        ("TE then CL", b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
         ("two lengths", b"GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 1\r\n\r\n"),
-        ("a bad length", b"GET / HTTP/1.1\r\nContent-Length: +0\r\n\r\n"),
+        ("the same length twice", b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab"),
+        ("a signed length", b"GET / HTTP/1.1\r\nContent-Length: +0\r\n\r\n"),
+        ("a length list", b"POST / HTTP/1.1\r\nContent-Length: 1, 1\r\n\r\na"),
+        ("a length past u64", b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n"),
+        ("another coding", b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+        ("chunked twice", b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
         ("upgrade", b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"),
         ("upgrade header alone", b"GET / HTTP/1.1\r\nUPGRADE: h2c\r\n\r\n"),
         ("connection upgrade alone", b"GET / HTTP/1.1\r\nConnection: keep-alive, upgrade\r\n\r\n"),
-        ("expect", b"PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n"),
+        ("another expectation", b"PUT / HTTP/1.1\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\n"),
         ("connect", b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"),
         ("absolute form", b"GET http://example.com/ HTTP/1.1\r\n\r\n"),
         ("asterisk form", b"OPTIONS * HTTP/1.1\r\n\r\n"),
@@ -65,6 +69,23 @@ fn what_the_lean_path_does_not_take_goes_to_hyper_untouched() {
         let (parsed, buf) = parse_all(wire);
         assert!(matches!(parsed, Parsed::Handoff), "{name}: {parsed:?}");
         assert_eq!(&buf[..], *wire, "{name}: the buffer must be untouched");
+    }
+}
+
+#[test]
+fn bodies_are_framed_and_left_in_the_buffer() {
+    let cases: &[(&[u8], BodyFraming, bool, &[u8])] = &[
+        (b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", BodyFraming::Length(5), false, b"hello"),
+        (b"POST / HTTP/1.1\r\ntransfer-encoding:  Chunked \r\n\r\n0\r\n\r\n", BodyFraming::Chunked, false, b"0\r\n\r\n"),
+        (b"PUT / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 2\r\n\r\n", BodyFraming::Length(2), true, b""),
+        (b"GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n", BodyFraming::None, false, b""),
+        (b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", BodyFraming::None, false, b""),
+    ];
+    for (wire, framing, expect, rest) in cases {
+        let (parsed, buf) = parse_all(wire);
+        let Parsed::Lean(h) = parsed else { panic!("{:?}: {parsed:?}", String::from_utf8_lossy(wire)) };
+        assert_eq!((h.body, h.expect_continue), (*framing, *expect), "{:?}", String::from_utf8_lossy(wire));
+        assert_eq!(&buf[..], *rest, "the body stays for the pump");
     }
 }
 

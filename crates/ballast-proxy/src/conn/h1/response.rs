@@ -5,7 +5,7 @@
 
 use crate::body::ResponseBody;
 use crate::upstream::chunked::{last_chunk_with, CHUNK_END, LAST_CHUNK};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use crate::forward;
 use crate::reply::Reply;
 use http::header::{self, HeaderValue};
@@ -15,8 +15,8 @@ use std::fmt::Write as _;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
-use std::task::Poll;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use std::task::{Context, Poll};
+use tokio::io::AsyncWrite;
 
 /// Data up to this size is copied next to what is already queued; a larger frame is
 /// written on its own (after the queue) instead of copied.
@@ -135,36 +135,62 @@ pub enum WriteError {
 /// Writes `out` (the encoded head) and then `body` framed as `framing`, coalescing what
 /// is ready into as few writes as possible. `trailers`: the client accepts trailer
 /// fields (they are dropped otherwise). `out` is left empty.
-pub async fn write_body<W: AsyncWrite + Unpin>(
+///
+/// Whenever the writing waits (for the body or for the client), `client` is polled with
+/// the connection: it keeps reading the request body meanwhile (the upstream may answer
+/// before it has all of it). Its `Ready` means the client is gone.
+pub async fn write_body<W, C>(
     io: &mut W,
     out: &mut BytesMut,
     mut body: ResponseBody,
     framing: Framing,
     trailers: bool,
-) -> Result<(), WriteError> {
-    if framing == Framing::None {
-        return flush(io, out).await.map_err(WriteError::from);
-    }
+    mut client: C,
+) -> Result<(), WriteError>
+where
+    W: AsyncWrite + Unpin,
+    C: FnMut(&mut W, &mut Context<'_>) -> Poll<()>,
+{
     let mut ended_chunks = false;
-    loop {
+    let mut ended = framing == Framing::None;
+    while !ended {
         // Take what the body has ready; write what is queued only when it has nothing.
         let polled = poll_fn(|cx| match Pin::new(&mut body).poll_frame(cx) {
             Poll::Pending if !out.is_empty() => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(frame) => Poll::Ready(Some(frame)),
+            Poll::Pending => client(io, cx).map(|()| Some(Some(Err(WriteError::Client(gone()))))),
+            Poll::Ready(frame) => Poll::Ready(Some(frame.map(|f| f.map_err(|e| WriteError::Body(Box::new(e)))))),
         })
         .await;
         let frame = match polled {
             None => {
-                flush(io, out).await?;
+                flush(io, out, &mut client).await?;
                 continue;
             }
-            Some(None) => break,
-            Some(Some(Err(e))) => return Err(WriteError::Body(Box::new(e))),
+            Some(None) => {
+                ended = true;
+                continue;
+            }
+            Some(Some(Err(e))) => return Err(e),
             Some(Some(Ok(frame))) => frame,
         };
         match frame.into_data() {
-            Ok(data) => put_data(io, out, data, framing).await?,
+            Ok(data) if !data.is_empty() => {
+                let chunked = framing == Framing::Chunked;
+                if chunked {
+                    let _ = write!(out, "{:x}\r\n", data.len());
+                }
+                if data.len() <= COPY_UP_TO {
+                    out.put_slice(&data);
+                } else {
+                    // Large: written on its own after what is queued, not copied.
+                    flush(io, out, &mut client).await?;
+                    write_all(io, &data, &mut client).await?;
+                }
+                if chunked {
+                    out.put_slice(CHUNK_END);
+                }
+            }
+            Ok(_) => {}
             Err(frame) => {
                 if let (Framing::Chunked, Some(fields), true) = (framing, frame.trailers_ref(), trailers) {
                     out.put_slice(&last_chunk_with(fields));
@@ -176,42 +202,48 @@ pub async fn write_body<W: AsyncWrite + Unpin>(
     if framing == Framing::Chunked && !ended_chunks {
         out.put_slice(LAST_CHUNK);
     }
-    flush(io, out).await.map_err(WriteError::from)
+    flush(io, out, &mut client).await
 }
 
-/// Queues (or, when large, writes) one data frame in `framing`.
-async fn put_data<W: AsyncWrite + Unpin>(
-    io: &mut W,
-    out: &mut BytesMut,
-    data: Bytes,
-    framing: Framing,
-) -> io::Result<()> {
-    if data.is_empty() {
-        return Ok(());
-    }
-    let chunked = framing == Framing::Chunked;
-    if chunked {
-        let _ = write!(out, "{:x}\r\n", data.len());
-    }
-    if data.len() <= COPY_UP_TO {
-        out.put_slice(&data);
-    } else {
-        flush(io, out).await?;
-        io.write_all(&data).await?;
-    }
-    if chunked {
-        out.put_slice(CHUNK_END);
-    }
-    Ok(())
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionReset, "the client went away")
 }
 
-/// Writes what `out` holds and empties it.
-async fn flush<W: AsyncWrite + Unpin>(io: &mut W, out: &mut BytesMut) -> io::Result<()> {
-    if !out.is_empty() {
-        io.write_all(out).await?;
-        out.clear();
-    }
-    io.flush().await
+/// Writes what `out` holds, empties it, and flushes the connection (TLS buffers).
+async fn flush<W, C>(io: &mut W, out: &mut BytesMut, client: &mut C) -> Result<(), WriteError>
+where
+    W: AsyncWrite + Unpin,
+    C: FnMut(&mut W, &mut Context<'_>) -> Poll<()>,
+{
+    write_all(io, out, client).await?;
+    out.clear();
+    poll_fn(|cx| match Pin::new(&mut *io).poll_flush(cx) {
+        Poll::Pending => client(io, cx).map(|()| Err(gone())),
+        done => done,
+    })
+    .await
+    .map_err(WriteError::from)
+}
+
+/// `write_all`, polling `client` while the connection takes no more.
+async fn write_all<W, C>(io: &mut W, mut data: &[u8], client: &mut C) -> Result<(), WriteError>
+where
+    W: AsyncWrite + Unpin,
+    C: FnMut(&mut W, &mut Context<'_>) -> Poll<()>,
+{
+    poll_fn(|cx| {
+        while !data.is_empty() {
+            match Pin::new(&mut *io).poll_write(cx, data) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero))),
+                Poll::Ready(Ok(n)) => data = &data[n..],
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return client(io, cx).map(|()| Err(gone())),
+            }
+        }
+        Poll::Ready(Ok(()))
+    })
+    .await
+    .map_err(WriteError::from)
 }
 
 #[cfg(test)]

@@ -77,7 +77,7 @@ async fn written(reply: Reply, ex: Exchange) -> String {
     let (mut client, mut server) = tokio::io::duplex(64 * 1024);
     let mut out = BytesMut::new();
     let (framing, _) = encode_head(&mut out, &reply, ex);
-    write_body(&mut server, &mut out, reply.into_body(), framing, false).await.expect("written");
+    write_body(&mut server, &mut out, reply.into_body(), framing, false, |_, _| Poll::Pending).await.expect("written");
     assert!(out.is_empty());
     drop(server);
     let mut got = String::new();
@@ -104,7 +104,7 @@ async fn a_client_that_stopped_reading_is_a_write_error() {
     let resp = local(StatusCode::OK, "hello");
     let mut out = BytesMut::new();
     let (framing, _) = encode_head(&mut out, &resp, KEEP_11);
-    let res = write_body(&mut server, &mut out, resp.into_body(), framing, false).await;
+    let res = write_body(&mut server, &mut out, resp.into_body(), framing, false, |_, _| Poll::Pending).await;
     assert!(matches!(res, Err(WriteError::Client(_))), "{res:?}");
 }
 
