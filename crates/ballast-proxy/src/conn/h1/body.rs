@@ -4,9 +4,10 @@
 //! Both ends run in the connection's task: the request path takes frames from a
 //! [`PumpedBody`] while the loop, between polls of the request, reads the socket and
 //! refills the queue through the [`Pump`]. The queue is bounded ([`QUEUE_BYTES`]), so a
-//! slow upstream slows the client down instead of filling memory; nothing is read until
-//! the request path first asks for the body, which is also when a client that sent
-//! `Expect: 100-continue` is told to go on.
+//! slow upstream slows the client down instead of filling memory. What arrived with the
+//! head is queued at once, so a small body is ready when the request goes upstream (and
+//! goes out in the same write as the head). A client that sent `Expect: 100-continue` is
+//! told to go on when the request path first asks for the body ([`Pump::demanded`]).
 
 use super::request::BodyFraming;
 use crate::body::BodyError;
@@ -60,8 +61,6 @@ enum Framing {
 /// What the loop should do next for the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
-    /// Nothing yet: the request path has not asked for the body.
-    NotYet,
     /// Read more bytes from the client.
     Bytes,
     /// The queue is full: wait for the request path.
@@ -93,9 +92,6 @@ impl Pump {
     /// Moves what `buf` holds of the body into the queue, and says what is needed next.
     pub fn feed(&mut self, buf: &mut BytesMut) -> Need {
         let mut q = lock(&self.queue);
-        if !q.demanded {
-            return Need::NotYet;
-        }
         while q.bytes < QUEUE_BYTES && !q.ended {
             let frame = match &mut self.framing {
                 Framing::Done => {

@@ -26,19 +26,29 @@ fn data(p: Poll<Option<Result<Frame<Bytes>, BodyError>>>) -> Bytes {
 }
 
 #[test]
-fn nothing_is_read_before_the_body_is_asked_for() {
+fn a_body_that_came_with_the_head_is_ready_at_the_first_ask() {
     let (mut body, mut pump) = pumped(BodyFraming::Length(5));
     let mut buf = BytesMut::from(&b"hello"[..]);
-    assert_eq!(pump.feed(&mut buf), Need::NotYet);
-    assert_eq!(buf.len(), 5);
-    let wakes = Arc::new(Count::default());
-    assert!(poll(&mut body, &wakes).is_pending());
-    assert!(pump.demanded());
     assert_eq!(pump.feed(&mut buf), Need::Nothing);
-    assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "the waiting request path is woken");
+    assert!(buf.is_empty());
+    assert!(!pump.demanded(), "queued, not yet asked for");
+    let wakes = Arc::new(Count::default());
     assert_eq!(data(poll(&mut body, &wakes)), "hello");
+    assert!(pump.demanded());
     assert!(matches!(poll(&mut body, &wakes), Poll::Ready(None)));
     assert!(pump.is_read() && body.is_end_stream());
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 0, "nothing waited");
+}
+
+#[test]
+fn a_waiting_request_path_is_woken_when_bytes_arrive() {
+    let (mut body, mut pump) = pumped(BodyFraming::Length(2));
+    let wakes = Arc::new(Count::default());
+    assert!(poll(&mut body, &wakes).is_pending());
+    let mut buf = BytesMut::from(&b"ok"[..]);
+    assert_eq!(pump.feed(&mut buf), Need::Nothing);
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+    assert_eq!(data(poll(&mut body, &wakes)), "ok");
 }
 
 #[test]

@@ -183,7 +183,9 @@ where
         let (req, mut inflow) = match body {
             request::BodyFraming::None => (ClientRequest { parts, body: None, upgrade: None }, None),
             framing => {
-                let (body, pump) = body::pumped(framing);
+                let (body, mut pump) = body::pumped(framing);
+                // What came with the head is ready before the request goes upstream.
+                pump.feed(&mut buf);
                 let owed = if expect_continue { CONTINUE_100.len() } else { 0 };
                 let req = ClientRequest { parts, body: Some(ClientBody::Pumped(body)), upgrade: None };
                 (req, Some(Inflow { pump, continue_owed: owed }))
