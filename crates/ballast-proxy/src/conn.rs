@@ -1,11 +1,12 @@
 //! Serving one client connection: optional TLS handshake, then our own HTTP/1.1 loop
-//! ([`h1`]) for the common request, handing the connection to hyper (HTTP/2 sniffed from
-//! the preface or chosen by ALPN, and HTTP/1.1 requests with bodies or upgrades) with the
-//! header-read timeout, head-size limit, idle watchdog and graceful shutdown on the
-//! listener's stop signal.
+//! ([`h1`]), which hands the connection to hyper (`serve_http`: HTTP/2 sniffed from the
+//! preface or chosen by ALPN, HTTP/1.1 upgrades and unusual heads) with the header-read
+//! timeout, head-size limit, idle watchdog and graceful shutdown on the listener's stop
+//! signal.
 //!
 //! One timer per connection, the watchdog, serves both the idle limit and the HTTP/1.1
-//! header-read limit ([`head_timer`]): no timer is armed or cancelled per request.
+//! header-read limit ([`head_timer`] for hyper's side): no timer is armed or cancelled per
+//! request.
 
 pub mod h1;
 pub mod head_timer;
