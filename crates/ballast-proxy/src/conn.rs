@@ -1,6 +1,6 @@
 //! Serving one client connection: optional TLS handshake, then our own HTTP/1.1 loop
 //! ([`h1`]), which hands the connection to hyper (`serve_http`: HTTP/2 sniffed from the
-//! preface or chosen by ALPN, HTTP/1.1 upgrades and unusual heads) with the header-read
+//! preface or chosen by ALPN, and unusual HTTP/1.1 heads) with the header-read
 //! timeout, head-size limit, idle watchdog and graceful shutdown on the listener's stop
 //! signal.
 //!

@@ -1,6 +1,6 @@
 //! ballast-proxy: the data plane. HTTP/1.1 and HTTP/2 (h2c, or TLS with ALPN) in,
 //! pooled keep-alive HTTP/1.1 out, on tokio and rustls. Our own lean HTTP/1.1 loop serves
-//! HTTP/1.1 clients and hyper 1.x the rest (HTTP/2, upgrades, malformed heads); our own
+//! HTTP/1.1 clients (upgrades included) and hyper 1.x the rest (HTTP/2, malformed heads); our own
 //! lean HTTP/1.1 client (httparse heads, hand-written framing) talks upstream.
 //!
 //! # The request path
@@ -12,8 +12,8 @@
 //!    certificate is chosen by SNI, ALPN offers `h2` and `http/1.1`: [`tls`]); then our
 //!    HTTP/1.1 loop ([`conn::h1`]) reads request heads and bodies itself and serves them
 //!    in place, with the `header_read` timeout from a head's first byte (slowloris: 408)
-//!    and `max_header_bytes`. The first request it does not take (an upgrade, an unusual
-//!    framing or expectation, the HTTP/2 preface, a malformed or oversized head) hands the connection
+//!    and `max_header_bytes`. The first request it does not take (an unusual framing or
+//!    expectation, the HTTP/2 preface, a malformed or oversized head) hands the connection
 //!    with the bytes read so far to hyper-util's auto builder, which serves HTTP/2 or
 //!    HTTP/1.1 from there on (431 for large heads, 400 for malformed ones). ALPN `h2`
 //!    goes to hyper at once. An idle watchdog closes connections with no request for
@@ -96,6 +96,7 @@ pub mod server;
 pub mod snapshot;
 pub mod stats_glue;
 pub mod tls;
+pub mod upgrade;
 pub mod upstream;
 pub mod workers;
 

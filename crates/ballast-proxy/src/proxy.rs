@@ -7,6 +7,7 @@ use crate::conn_io::ConnInfo;
 use crate::error::ProxyError;
 use crate::forward;
 use crate::reply::{Added, Reply};
+use crate::upgrade::ClientUpgrade;
 use crate::resilience_glue::{Admission, Refusal};
 use crate::snapshot::{Pool, Snapshot};
 use crate::stats_glue::Clock;
@@ -21,7 +22,6 @@ use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -52,7 +52,7 @@ impl Drop for InFlight<'_> {
 }
 
 /// A client request as the request path takes it, whichever server read it: hyper (HTTP/2,
-/// and HTTP/1.1 requests with a body or an upgrade) or our own HTTP/1.1 loop ([`crate::conn::h1`]).
+/// and HTTP/1.1 connections handed over) or our own HTTP/1.1 loop ([`crate::conn::h1`]).
 #[derive(Debug)]
 pub struct ClientRequest {
     /// Method, target, version and header fields.
@@ -60,14 +60,14 @@ pub struct ClientRequest {
     /// The body; `None` when the request has none.
     pub body: Option<ClientBody>,
     /// The client side of a protocol switch, for an HTTP/1.1 request that asks to upgrade.
-    pub upgrade: Option<hyper::upgrade::OnUpgrade>,
+    pub upgrade: Option<ClientUpgrade>,
 }
 
 impl ClientRequest {
     /// A request as hyper hands it over.
     pub fn from_hyper(mut req: Request<Incoming>) -> Self {
         let upgrade = (req.version() == Version::HTTP_11 && forward::wants_upgrade(req.headers()))
-            .then(|| hyper::upgrade::on(&mut req));
+            .then(|| ClientUpgrade::Hyper(hyper::upgrade::on(&mut req)));
         let (parts, body) = req.into_parts();
         let body = (!body.is_end_stream()).then_some(ClientBody::Hyper(body));
         ClientRequest { parts, body, upgrade }
@@ -472,7 +472,7 @@ fn relay(
     idx: usize,
     conn: Box<PooledConn>,
     pinned: bool,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    client_upgrade: Option<ClientUpgrade>,
     request_id: &HeaderValue,
 ) -> Result<Reply, ProxyError> {
     let (kind, reusable) = (resp.body, resp.reusable);
@@ -497,9 +497,8 @@ fn relay(
     // sent past its head.
     let mut upstream_side = conn.into_tunnel();
     tokio::spawn(async move {
-        match client_side.await {
-            Ok(c) => {
-                let mut c = TokioIo::new(c);
+        match client_side.connection().await {
+            Ok(mut c) => {
                 if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut upstream_side).await {
                     tracing::debug!(error = %e, "upgraded tunnel closed with an error");
                 }

@@ -249,3 +249,17 @@ async fn a_malformed_chunked_body_is_400_and_the_connection_closes() {
     let text = until_closed(&mut s).await;
     assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
 }
+
+#[tokio::test]
+async fn an_upgrade_the_backend_declines_is_an_ordinary_exchange_and_the_connection_goes_on() {
+    let (_b, _server, addr) = started().await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let mut pending = Vec::new();
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n").await.expect("write");
+    let (head, body) = response(&mut s, &mut pending).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(v["headers"]["upgrade"][0], "websocket", "the handshake reaches the backend: {v}");
+    s.write_all(b"GET /after HTTP/1.1\r\nHost: t\r\n\r\n").await.expect("write");
+    assert_eq!(uri_of(&response(&mut s, &mut pending).await.1), "/after");
+}

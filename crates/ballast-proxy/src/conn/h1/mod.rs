@@ -6,13 +6,14 @@
 //! ([`request::parse`]), run the request path in place (no spawn, no box) while reading
 //! the request body, if any, off the connection into a bounded queue ([`body`]; `100
 //! Continue` first when the client expects it), write the response ([`response`]), keep
-//! the connection alive.
+//! the connection alive. After a `101 Switching Protocols` the connection, with any bytes
+//! read past the request, goes to the tunnel ([`crate::upgrade`]).
 //!
-//! The first request it does not take (an upgrade, a transfer coding other than plain
-//! `chunked`, another expectation, an HTTP/2 preface, a malformed, oversized or
-//! smuggling-shaped head) hands the connection, with every byte read so far, to hyper for
-//! the rest of its life ([`super::serve_http`]): upgrades and the error answers for those
-//! stay hyper's.
+//! The first request it does not take (a transfer coding other than plain `chunked`,
+//! another expectation, an upgrade with a body, an HTTP/2 preface, a malformed, oversized
+//! or smuggling-shaped head) hands the connection, with every byte read so far, to hyper
+//! for the rest of its life ([`super::serve_http`]): the error answers for those stay
+//! hyper's.
 //!
 //! Timers: one watchdog per connection, as in [`super`]. The header-read limit counts
 //! from the first byte of a head (an empty keep-alive wait is governed by `idle`); a head
@@ -28,6 +29,7 @@ use super::side_wake::SideWake;
 use crate::conn_io::{ConnInfo, SniffIo};
 use crate::body::ClientBody;
 use crate::proxy::{respond, ClientRequest, ListenerState};
+use crate::upgrade::ClientUpgrade;
 use crate::upstream::tunnel::Rewind;
 use bytes::BytesMut;
 use request::Parsed;
@@ -39,7 +41,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 /// The read buffer's first size, and the least free room kept before a read.
@@ -174,14 +176,22 @@ where
             }
         };
         first = false;
-        let request::Head { parts, keep_alive, trailers, body, expect_continue } = *head;
+        let request::Head { parts, keep_alive, trailers, body, expect_continue, upgrade } = *head;
         let ex = Exchange {
             head_request: parts.method == http::Method::HEAD,
             http11: parts.version == http::Version::HTTP_11,
             keep_alive,
         };
+        // An upgrade's connection goes to the tunnel once the `101` is written.
+        let (switch_to, switched) = match upgrade {
+            true => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(ClientUpgrade::Lean(rx)))
+            }
+            false => (None, None),
+        };
         let (req, mut inflow) = match body {
-            request::BodyFraming::None => (ClientRequest { parts, body: None, upgrade: None }, None),
+            request::BodyFraming::None => (ClientRequest { parts, body: None, upgrade: switched }, None),
             framing => {
                 let (body, mut pump) = body::pumped(framing);
                 // What came with the head is ready before the request goes upstream.
@@ -215,10 +225,16 @@ where
         let body_read = |inflow: &Option<Inflow>| inflow.as_ref().is_none_or(|i| i.pump.is_read());
         let stopping = matches!(stopping.has_changed(), Ok(true) | Err(_));
         let ex = Exchange { keep_alive: ex.keep_alive && !stopping && body_read(&inflow), ..ex };
+        let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
         let (framing, keep) = response::encode_head(&mut out, &resp, ex);
         let client = |io: &mut I, cx: &mut Context<'_>| poll_client(io, cx, &mut buf, inflow.as_mut(), head_limit);
         if let Err(e) = response::write_body(&mut io, &mut out, resp.into_body(), framing, trailers, client).await {
             tracing::debug!(peer = %info.peer, error = %e, "response not sent whole; closing");
+            return;
+        }
+        if let (true, Some(tx)) = (switching, switch_to) {
+            // The tunnel takes the connection, with whatever the client sent past its head.
+            let _ = tx.send(Box::new(Rewind::new(buf.freeze(), io)));
             return;
         }
         if !keep || !body_read(&inflow) {

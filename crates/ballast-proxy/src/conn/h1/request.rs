@@ -1,11 +1,11 @@
 //! Reading a client's HTTP/1.1 request head for the lean path, without I/O.
 //!
 //! [`parse`] takes the common request (origin-form target; no body, a `Content-Length`
-//! one or a `chunked` one; no upgrade; no expectation but `100-continue`) into
+//! one or a `chunked` one; an upgrade without a body; no expectation but `100-continue`) into
 //! `http::request::Parts` in one `httparse` pass, with header values sharing the head's
 //! buffer. Anything else is [`Parsed::Handoff`]: the connection goes to hyper, which
-//! serves the rest of it (upgrades, other transfer codings, and the error responses for
-//! malformed, oversized or smuggling-shaped heads), with the bytes read so far.
+//! serves the rest of it (other transfer codings, and the error responses for malformed,
+//! oversized or smuggling-shaped heads), with the bytes read so far.
 
 use bytes::BytesMut;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -29,6 +29,8 @@ pub struct Head {
     pub body: BodyFraming,
     /// The client waits for `100 Continue` before it sends the body.
     pub expect_continue: bool,
+    /// The client asks to switch protocols (`Connection: upgrade` and `Upgrade`, HTTP/1.1).
+    pub upgrade: bool,
 }
 
 /// How a request body is delimited (RFC 9112 §6.3).
@@ -77,9 +79,10 @@ struct Seen {
     keep_alive: bool,
     trailers: bool,
     expect_continue: bool,
+    upgrade_field: bool,
+    upgrade_token: bool,
     length: Option<u64>,
     chunked: bool,
-    other: bool,
 }
 
 /// Reads the request head at the start of `buf`. A complete head for the lean path is
@@ -131,8 +134,11 @@ pub fn parse(buf: &mut BytesMut) -> Parsed {
         }
         *slot = FieldAt { name: offsets(f.name.as_bytes()), value: offsets(f.value) };
     }
-    // Both framings at once may be smuggling: hyper's path answers 400.
-    if seen.other || (seen.chunked && seen.length.is_some()) {
+    // Both framings at once may be smuggling: hyper's path answers 400. An upgrade with a
+    // body is rare enough to leave to hyper too.
+    let upgrading = seen.upgrade_field && seen.upgrade_token;
+    let has_body = seen.chunked || seen.length.is_some_and(|n| n > 0);
+    if (seen.chunked && seen.length.is_some()) || (upgrading && has_body) {
         return Parsed::Handoff;
     }
     let head = buf.split_to(len).freeze();
@@ -161,11 +167,14 @@ pub fn parse(buf: &mut BytesMut) -> Parsed {
     parts.version = version;
     parts.headers = headers;
     let expect_continue = seen.expect_continue && body != BodyFraming::None;
-    Parsed::Lean(Box::new(Head { parts, keep_alive, trailers: seen.trailers, body, expect_continue }))
+    // As hyper's side decides (`forward::wants_upgrade`): both fields, HTTP/1.1. An
+    // `Upgrade` alone is a hop-by-hop field like any other, dropped on the way.
+    let upgrade = version == Version::HTTP_11 && seen.upgrade_field && seen.upgrade_token;
+    Parsed::Lean(Box::new(Head { parts, keep_alive, trailers: seen.trailers, body, expect_continue, upgrade }))
 }
 
 /// Notes what one field says about the connection and the body; false when the field
-/// keeps the request off the lean path (an upgrade, another expectation or coding, a
+/// keeps the request off the lean path (another expectation or coding, a
 /// length that is not one plain number).
 fn lean_field(name: &[u8], value: &[u8], seen: &mut Seen) -> bool {
     match name.len() {
@@ -176,7 +185,7 @@ fn lean_field(name: &[u8], value: &[u8], seen: &mut Seen) -> bool {
                 } else if token.eq_ignore_ascii_case(b"keep-alive") {
                     seen.keep_alive = true;
                 } else if token.eq_ignore_ascii_case(b"upgrade") {
-                    seen.other = true;
+                    seen.upgrade_token = true;
                 }
             }
             true
@@ -199,7 +208,10 @@ fn lean_field(name: &[u8], value: &[u8], seen: &mut Seen) -> bool {
             seen.chunked = true;
             only_chunked
         }
-        7 if name.eq_ignore_ascii_case(b"upgrade") => false,
+        7 if name.eq_ignore_ascii_case(b"upgrade") => {
+            seen.upgrade_field = true;
+            true
+        }
         6 if name.eq_ignore_ascii_case(b"expect") => {
             seen.expect_continue = value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
             seen.expect_continue

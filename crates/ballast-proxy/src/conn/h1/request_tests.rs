@@ -52,9 +52,7 @@ fn what_the_lean_path_does_not_take_goes_to_hyper_untouched() {
         ("a length past u64", b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n"),
         ("another coding", b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
         ("chunked twice", b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
-        ("upgrade", b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"),
-        ("upgrade header alone", b"GET / HTTP/1.1\r\nUPGRADE: h2c\r\n\r\n"),
-        ("connection upgrade alone", b"GET / HTTP/1.1\r\nConnection: keep-alive, upgrade\r\n\r\n"),
+        ("an upgrade with a body", b"POST /ws HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: x\r\nContent-Length: 1\r\n\r\na"),
         ("another expectation", b"PUT / HTTP/1.1\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\n"),
         ("connect", b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"),
         ("absolute form", b"GET http://example.com/ HTTP/1.1\r\n\r\n"),
@@ -86,6 +84,20 @@ fn bodies_are_framed_and_left_in_the_buffer() {
         let Parsed::Lean(h) = parsed else { panic!("{:?}: {parsed:?}", String::from_utf8_lossy(wire)) };
         assert_eq!((h.body, h.expect_continue), (*framing, *expect), "{:?}", String::from_utf8_lossy(wire));
         assert_eq!(&buf[..], *rest, "the body stays for the pump");
+    }
+}
+
+#[test]
+fn an_upgrade_needs_both_fields_and_http_1_1() {
+    let cases: &[(&[u8], bool)] = &[
+        (b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", true),
+        (b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nconnection: keep-alive, UPGRADE\r\n\r\n", true),
+        (b"GET / HTTP/1.1\r\nUPGRADE: h2c\r\n\r\n", false),
+        (b"GET / HTTP/1.1\r\nConnection: keep-alive, upgrade\r\n\r\n", false),
+        (b"GET /ws HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", false),
+    ];
+    for (wire, want) in cases {
+        assert_eq!(lean(wire).upgrade, *want, "{:?}", String::from_utf8_lossy(wire));
     }
 }
 

@@ -96,7 +96,9 @@ pub fn encode_head(out: &mut BytesMut, reply: &Reply, ex: Exchange) -> (Framing,
         Framing::Chunked => out.put_slice(b"transfer-encoding: chunked\r\n"),
         _ => {}
     }
-    if !keep && !says_close {
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        // Its own `Connection: upgrade` says what happens next.
+    } else if !keep && !says_close {
         out.put_slice(b"connection: close\r\n");
     } else if keep && !ex.http11 {
         out.put_slice(b"connection: keep-alive\r\n");
