@@ -49,6 +49,18 @@ async fn response(s: &mut TcpStream, pending: &mut Vec<u8>) -> (String, Vec<u8>)
     }
 }
 
+/// A new connection to `addr` on which `bytes` were written.
+async fn sent(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(bytes).await.expect("write");
+    s
+}
+
+/// The echo backend's JSON description of the request it got.
+fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body).expect("echo json")
+}
+
 /// Everything the proxy sends on `s` until it closes it (within the patience).
 async fn until_closed(s: &mut TcpStream) -> String {
     let mut got = Vec::new();
@@ -63,8 +75,7 @@ async fn closes(s: &mut TcpStream) -> bool {
 }
 
 fn uri_of(body: &[u8]) -> String {
-    let v: serde_json::Value = serde_json::from_slice(body).expect("echo json");
-    v["uri"].as_str().expect("uri").to_string()
+    json(body)["uri"].as_str().expect("uri").to_string()
 }
 
 async fn started() -> (Backend, ballast_proxy::ProxyServer, SocketAddr) {
@@ -116,7 +127,7 @@ async fn a_request_with_a_body_mid_connection_is_served_and_the_connection_goes_
         .expect("write");
     let (head, body) = response(&mut s, &mut pending).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let v = json(&body);
     assert_eq!((v["uri"].as_str(), v["received"].as_u64()), (Some("/upload"), Some(5)));
     assert_eq!(uri_of(&response(&mut s, &mut pending).await.1), "/after");
 }
@@ -145,8 +156,7 @@ async fn http_1_0_keeps_the_connection_only_when_asked_and_close_is_honoured() {
 async fn a_head_not_finished_in_time_gets_408_and_the_connection_closes() {
     let b = echo("a").await;
     let (_server, addr) = proxy(&simple_config(&[b.addr], "[balancer.timeouts]\nheader_read = \"200ms\"", "")).await;
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n").await.expect("write");
+    let mut s = sent(addr, b"GET / HTTP/1.1\r\nHost: t\r\n").await;
     let text = until_closed(&mut s).await;
     assert!(text.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{text}");
 }
@@ -163,15 +173,6 @@ async fn an_idle_keep_alive_connection_is_not_cut_by_the_header_limit() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     s.write_all(b"GET /2 HTTP/1.1\r\nHost: t\r\n\r\n").await.expect("write");
     assert_eq!(uri_of(&response(&mut s, &mut pending).await.1), "/2");
-}
-
-#[tokio::test]
-async fn a_target_the_uri_type_refuses_is_400_and_closes() {
-    let (_b, _server, addr) = started().await;
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"GET /a<b HTTP/1.1\r\nHost: t\r\n\r\n").await.expect("write");
-    let text = until_closed(&mut s).await;
-    assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
 }
 
 #[tokio::test]
@@ -203,14 +204,13 @@ async fn head_only(s: &mut TcpStream) -> String {
 #[tokio::test]
 async fn expect_100_continue_gets_its_interim_answer_then_the_body_goes_through() {
     let (_b, _server, addr) = started().await;
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"PUT /up HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 6\r\n\r\n").await.expect("write");
+    let mut s = sent(addr, b"PUT /up HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 6\r\n\r\n").await;
     // The client sends nothing more until it is told to go on.
     assert_eq!(head_only(&mut s).await, "HTTP/1.1 100 Continue\r\n\r\n");
     s.write_all(b"abcdef").await.expect("write body");
     let (head, body) = response(&mut s, &mut Vec::new()).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let v = json(&body);
     assert_eq!(v["received"], 6);
 }
 
@@ -218,8 +218,7 @@ async fn expect_100_continue_gets_its_interim_answer_then_the_body_goes_through(
 async fn an_expected_body_over_the_limit_is_refused_without_100_and_the_connection_closes() {
     let b = echo("a").await;
     let (_server, addr) = proxy(&simple_config(&[b.addr], "[balancer.limits]\nmax_body_bytes = 10", "")).await;
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"PUT /up HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\n").await.expect("write");
+    let mut s = sent(addr, b"PUT /up HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\n").await;
     let text = until_closed(&mut s).await;
     assert!(text.starts_with("HTTP/1.1 413 Payload Too Large\r\n"), "{text}");
     assert!(!text.contains("100 Continue"), "{text}");
@@ -235,19 +234,26 @@ async fn a_chunked_body_reaches_the_backend_whole_and_the_connection_goes_on() {
         .expect("write");
     let (head, body) = response(&mut s, &mut pending).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let v = json(&body);
     assert_eq!((v["uri"].as_str(), v["received"].as_u64()), (Some("/c"), Some(7)));
     s.write_all(b"GET /then HTTP/1.1\r\nHost: t\r\n\r\n").await.expect("write");
     assert_eq!(uri_of(&response(&mut s, &mut pending).await.1), "/then");
 }
 
 #[tokio::test]
-async fn a_malformed_chunked_body_is_400_and_the_connection_closes() {
+async fn what_the_loop_cannot_take_apart_is_400_and_the_connection_closes() {
     let (_b, _server, addr) = started().await;
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nnope\r\n0\r\n\r\n").await.expect("write");
-    let text = until_closed(&mut s).await;
-    assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+    let cases: [(&str, &[u8]); 2] = [
+        ("a target the URI type refuses", b"GET /a<b HTTP/1.1\r\nHost: t\r\n\r\n"),
+        (
+            "a malformed chunked body",
+            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nnope\r\n0\r\n\r\n",
+        ),
+    ];
+    for (what, wire) in cases {
+        let text = until_closed(&mut sent(addr, wire).await).await;
+        assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{what}: {text}");
+    }
 }
 
 #[tokio::test]
@@ -258,8 +264,31 @@ async fn an_upgrade_the_backend_declines_is_an_ordinary_exchange_and_the_connect
     s.write_all(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n").await.expect("write");
     let (head, body) = response(&mut s, &mut pending).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let v = json(&body);
     assert_eq!(v["headers"]["upgrade"][0], "websocket", "the handshake reaches the backend: {v}");
     s.write_all(b"GET /after HTTP/1.1\r\nHost: t\r\n\r\n").await.expect("write");
     assert_eq!(uri_of(&response(&mut s, &mut pending).await.1), "/after");
+}
+
+#[tokio::test]
+async fn a_client_gone_mid_body_gives_its_request_up_and_the_upstream_connection_is_dropped() {
+    // A backend that never answers: it reports how many bytes it got before EOF.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let backend = listener.local_addr().expect("addr");
+    let (got_tx, got_rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let (mut up, _) = listener.accept().await.expect("accept");
+        let mut all = Vec::new();
+        let _ = up.read_to_end(&mut all).await;
+        let _ = got_tx.send(all);
+    });
+    let (_server, addr) = proxy(&simple_config(&[backend], "", "")).await;
+    let s = sent(addr, b"POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n0123456789").await;
+    drop(s);
+    let got = tokio::time::timeout(PATIENCE, got_rx).await.expect("the upstream connection closes").expect("sent");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("POST /up HTTP/1.1\r\n"), "{text}");
+    let body = &got[got.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4..];
+    assert!(body.len() < 100, "no whole body may reach the backend: {} bytes", body.len());
+    task.await.expect("backend task");
 }

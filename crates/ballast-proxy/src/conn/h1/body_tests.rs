@@ -18,6 +18,14 @@ fn poll(body: &mut PumpedBody, wakes: &Arc<Count>) -> Poll<Option<Result<Frame<B
     Pin::new(body).poll_frame(&mut Context::from_waker(&waker))
 }
 
+/// A body framed as `framing` that the request path has already asked for (and waits on).
+fn asked(framing: BodyFraming) -> (PumpedBody, Pump, Arc<Count>) {
+    let (mut body, pump) = pumped(framing);
+    let wakes = Arc::new(Count::default());
+    assert!(poll(&mut body, &wakes).is_pending());
+    (body, pump, wakes)
+}
+
 fn data(p: Poll<Option<Result<Frame<Bytes>, BodyError>>>) -> Bytes {
     match p {
         Poll::Ready(Some(Ok(f))) => f.into_data().expect("a data frame"),
@@ -42,9 +50,7 @@ fn a_body_that_came_with_the_head_is_ready_at_the_first_ask() {
 
 #[test]
 fn a_waiting_request_path_is_woken_when_bytes_arrive() {
-    let (mut body, mut pump) = pumped(BodyFraming::Length(2));
-    let wakes = Arc::new(Count::default());
-    assert!(poll(&mut body, &wakes).is_pending());
+    let (mut body, mut pump, wakes) = asked(BodyFraming::Length(2));
     let mut buf = BytesMut::from(&b"ok"[..]);
     assert_eq!(pump.feed(&mut buf), Need::Nothing);
     assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
@@ -53,9 +59,7 @@ fn a_waiting_request_path_is_woken_when_bytes_arrive() {
 
 #[test]
 fn a_length_body_takes_only_its_bytes_over_several_reads() {
-    let (mut body, mut pump) = pumped(BodyFraming::Length(7));
-    let wakes = Arc::new(Count::default());
-    assert!(poll(&mut body, &wakes).is_pending());
+    let (mut body, mut pump, wakes) = asked(BodyFraming::Length(7));
     let mut buf = BytesMut::from(&b"abc"[..]);
     assert_eq!(pump.feed(&mut buf), Need::Bytes, "4 more to come");
     assert_eq!(data(poll(&mut body, &wakes)), "abc");
@@ -69,9 +73,7 @@ fn a_length_body_takes_only_its_bytes_over_several_reads() {
 
 #[test]
 fn a_chunked_body_is_decoded_with_its_trailers() {
-    let (mut body, mut pump) = pumped(BodyFraming::Chunked);
-    let wakes = Arc::new(Count::default());
-    assert!(poll(&mut body, &wakes).is_pending());
+    let (mut body, mut pump, wakes) = asked(BodyFraming::Chunked);
     let mut buf = BytesMut::from(&b"3\r\nabc\r\n0\r\nx-sum: 3\r\n\r\nnext"[..]);
     assert_eq!(pump.feed(&mut buf), Need::Nothing);
     assert_eq!(&buf[..], b"next");
@@ -86,9 +88,7 @@ fn a_chunked_body_is_decoded_with_its_trailers() {
 
 #[test]
 fn a_malformed_chunk_fails_the_body_and_the_connection_is_not_reused() {
-    let (mut body, mut pump) = pumped(BodyFraming::Chunked);
-    let wakes = Arc::new(Count::default());
-    assert!(poll(&mut body, &wakes).is_pending());
+    let (mut body, mut pump, wakes) = asked(BodyFraming::Chunked);
     let mut buf = BytesMut::from(&b"zz\r\nnope\r\n"[..]);
     assert_eq!(pump.feed(&mut buf), Need::Nothing);
     assert!(matches!(poll(&mut body, &wakes), Poll::Ready(Some(Err(BodyError::Chunked(_))))));
@@ -98,9 +98,7 @@ fn a_malformed_chunk_fails_the_body_and_the_connection_is_not_reused() {
 #[test]
 fn a_full_queue_stops_the_reading_until_the_request_path_takes_some() {
     let total = QUEUE_BYTES as u64 * 2;
-    let (mut body, mut pump) = pumped(BodyFraming::Length(total));
-    let wakes = Arc::new(Count::default());
-    assert!(poll(&mut body, &wakes).is_pending());
+    let (mut body, mut pump, wakes) = asked(BodyFraming::Length(total));
     let mut buf = BytesMut::new();
     let mut queued = 0;
     while pump.feed(&mut buf) == Need::Bytes {
@@ -116,9 +114,7 @@ fn a_full_queue_stops_the_reading_until_the_request_path_takes_some() {
 
 #[test]
 fn a_client_gone_mid_body_fails_it() {
-    let (mut body, mut pump) = pumped(BodyFraming::Length(10));
-    let wakes = Arc::new(Count::default());
-    assert!(poll(&mut body, &wakes).is_pending());
+    let (mut body, mut pump, wakes) = asked(BodyFraming::Length(10));
     pump.cut(std::io::ErrorKind::UnexpectedEof.into());
     assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
     assert!(matches!(poll(&mut body, &wakes), Poll::Ready(Some(Err(BodyError::Cut(_))))));

@@ -308,8 +308,9 @@ fn poll_read<I: AsyncRead + Unpin>(io: &mut I, cx: &mut Context<'_>, buf: &mut B
 }
 
 /// Gives the connection, with the bytes read so far, to hyper. From here on its reads,
-/// starting with those bytes, are scanned for smuggling-shaped heads ([`SniffIo`]): this
-/// loop hands every head with `Transfer-Encoding` over, so it need not scan its own reads.
+/// starting with those bytes, are scanned for smuggling-shaped heads ([`SniffIo`]), which
+/// hyper would otherwise resolve silently. This loop sees both fields of such a head
+/// itself ([`request::parse`] hands it over), so it need not scan its own reads.
 async fn handoff<I>(io: I, buf: BytesMut, info: Arc<ConnInfo>, state: Arc<ListenerState>, stop: watch::Receiver<bool>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,

@@ -134,11 +134,12 @@ pub fn parse(buf: &mut BytesMut) -> Parsed {
         }
         *slot = FieldAt { name: offsets(f.name.as_bytes()), value: offsets(f.value) };
     }
-    // Both framings at once may be smuggling: hyper's path answers 400. An upgrade with a
-    // body is rare enough to leave to hyper too.
+    // Both framings at once may be smuggling: hyper's path answers 400. So may a transfer
+    // coding in HTTP/1.0, which has none (RFC 9112 §6.1): hyper's rules decide. An upgrade
+    // with a body is rare enough to leave to hyper too.
     let upgrading = seen.upgrade_field && seen.upgrade_token;
     let has_body = seen.chunked || seen.length.is_some_and(|n| n > 0);
-    if (seen.chunked && seen.length.is_some()) || (upgrading && has_body) {
+    if (seen.chunked && (seen.length.is_some() || minor == 0)) || (upgrading && has_body) {
         return Parsed::Handoff;
     }
     let head = buf.split_to(len).freeze();
@@ -166,7 +167,8 @@ pub fn parse(buf: &mut BytesMut) -> Parsed {
     parts.uri = uri;
     parts.version = version;
     parts.headers = headers;
-    let expect_continue = seen.expect_continue && body != BodyFraming::None;
+    // HTTP/1.0 clients do not know `100 Continue` (RFC 9110 §10.1.1): they get none.
+    let expect_continue = seen.expect_continue && body != BodyFraming::None && version == Version::HTTP_11;
     // As hyper's side decides (`forward::wants_upgrade`): both fields, HTTP/1.1. An
     // `Upgrade` alone is a hop-by-hop field like any other, dropped on the way.
     let upgrade = version == Version::HTTP_11 && seen.upgrade_field && seen.upgrade_token;

@@ -51,6 +51,7 @@ fn what_the_lean_path_does_not_take_goes_to_hyper_untouched() {
         ("a length list", b"POST / HTTP/1.1\r\nContent-Length: 1, 1\r\n\r\na"),
         ("a length past u64", b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n"),
         ("another coding", b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+        ("chunked in HTTP/1.0", b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
         ("chunked twice", b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
         ("an upgrade with a body", b"POST /ws HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: x\r\nContent-Length: 1\r\n\r\na"),
         ("another expectation", b"PUT / HTTP/1.1\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\n"),
@@ -78,6 +79,7 @@ fn bodies_are_framed_and_left_in_the_buffer() {
         (b"PUT / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 2\r\n\r\n", BodyFraming::Length(2), true, b""),
         (b"GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n", BodyFraming::None, false, b""),
         (b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", BodyFraming::None, false, b""),
+        (b"PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx", BodyFraming::Length(1), false, b"x"),
     ];
     for (wire, framing, expect, rest) in cases {
         let (parsed, buf) = parse_all(wire);
