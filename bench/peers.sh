@@ -26,6 +26,8 @@
 # in turn (main1, main2, ..., then again): this shared machine's speed drifts by ±20%
 # within minutes, so one run's ratio can land either side of a target. The report then
 # adds, per ballast row, every run's ratio to HAProxy and their median.
+# BRACKET=1 (default; 0 = off): main and hetero modes run HAProxy again right after
+# ballast (see `bracket`), ~40 s more per mode.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HARNESS=${HARNESS:-$ROOT/../shared/bench/peers/bench.sh}
@@ -101,12 +103,28 @@ run_main() { # threads
   BALLAST_THREADS=$nt PEERS=$peers PROXY_NAME=ballast-t$nt PROXY_H2=1 PROXY_CPUS=$cpus \
     PROXY_POLICIES=round-robin PROXY_CMD=$CMD OUT=$dir "$HARNESS" main
   stop_rss
+  bracket "$dir" main PEERS="haproxy-nt$nt"
+}
+
+# HAProxy once more right after a mode's run (BRACKET=1, the default), so ballast's row
+# sits between two HAProxy rows: the report then compares it with their mean and prints
+# how far HAProxy moved from one to the other. On this shared machine the speed drifts
+# by ±20% within minutes; a ratio taken across a large drift says more about the
+# machine than about the proxies, and the report says which runs drifted.
+bracket() { # run-dir harness-mode VAR=value...
+  local dir=$1 mode=$2
+  shift 2
+  ((${BRACKET:-1})) || return 0
+  env "$@" PROXY_CMD= OUT="$(dirname "$dir")/after-$(basename "$dir")" "$HARNESS" "$mode"
 }
 
 run_hetero() { # [out-name]
+  local dir
+  dir=$(run_dir "${1:-hetero}")
   PROXY_NAME=ballast PROXY_POLICIES=${BALLAST_POLICIES:-"round-robin least-request peak-ewma adaptive"} \
     HETERO_ROWS=${HETERO_ROWS:-"haproxy-nt1@roundrobin haproxy-nt1@leastconn haproxy-nt1@random(2) nginx-w1@least_conn"} \
-    PROXY_CMD=$CMD OUT=$(run_dir "${1:-hetero}") "$HARNESS" hetero
+    PROXY_CMD=$CMD OUT=$dir "$HARNESS" hetero
+  bracket "$dir" hetero HETERO_ROWS="haproxy-nt1@leastconn"
 }
 
 # The same heterogeneous case through `ballast serve` with health checks, outlier
