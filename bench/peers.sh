@@ -21,7 +21,8 @@
 #
 # Usage: bench/peers.sh [main1|main2|hetero|hetero5|guarded|homog|all]   (default all; ~12 min)
 # Knobs: DURATION, CONNS, SLOW_MS, ... pass through to bench.sh. BALLAST=path/to/binary
-# (default: builds target/release/ballast). OUT (default target/bench-peers/<stamp>).
+# (default: builds target/release/ballast); BALLAST_ARGS: extra `ballast proxy` flags.
+# OUT (default target/bench-peers/<stamp>).
 # RUNS=N (default 1) runs each chosen mode (except homog, which pairs by itself) N times
 # in turn (main1, main2, ..., then again): this shared machine's speed drifts by ±20%
 # within minutes, so one run's ratio can land either side of a target. The report then
@@ -58,7 +59,10 @@ fi
 export BALLAST
 
 # ballast's command for the harness (single quotes: the harness expands the variables).
-CMD='exec $BALLAST proxy --listen 127.0.0.1:$PROXY_PORT --to $BACKENDS --balance $LB_POLICY --threads $BALLAST_THREADS'
+# BALLAST_ARGS: more `ballast proxy` flags for every ballast row (e.g. the forwarding
+# switches, to add no more to requests than the peers' configs do).
+export BALLAST_ARGS=${BALLAST_ARGS:-}
+CMD='exec $BALLAST proxy --listen 127.0.0.1:$PROXY_PORT --to $BACKENDS --balance $LB_POLICY --threads $BALLAST_THREADS $BALLAST_ARGS'
 export BALLAST_THREADS=1
 
 # The harness gives every session it starts the priority NICE, but it writes the session's

@@ -3,6 +3,7 @@
 //! (affinity cookie, consistent-hash key) read from the request.
 
 use ballast_core::balance::HashOn;
+use ballast_core::config::TraceContext;
 use http::header::{self, HeaderName, HeaderValue};
 use http::HeaderMap;
 use std::io::Write;
@@ -241,14 +242,23 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
     id
 }
 
-/// Propagates a valid W3C `traceparent` (same trace id and flags, the proxy's own new
-/// parent id) or starts a new sampled trace when it is absent or malformed.
-pub fn propagate_traceparent(headers: &mut HeaderMap) {
+/// Applies the balancer's trace-context `mode` to a request's W3C `traceparent`:
+/// continues a valid one (same trace id and flags, the proxy's own new parent id); when it
+/// is absent or malformed, starts a new sampled trace (`Generate`) or leaves none
+/// (`Propagate`); `Off` leaves the field as it came.
+pub fn trace_context(headers: &mut HeaderMap, mode: TraceContext) {
+    if mode == TraceContext::Off {
+        return;
+    }
     let mut out = *b"00-00000000000000000000000000000000-0000000000000000-01";
     match headers.get(&TRACEPARENT).map(HeaderValue::as_bytes).filter(|b| valid_traceparent(b)) {
         Some(b) => {
             out[3..35].copy_from_slice(&b[3..35]);
             out[53..55].copy_from_slice(&b[53..55]);
+        }
+        None if mode == TraceContext::Propagate => {
+            headers.remove(&TRACEPARENT);
+            return;
         }
         None => {
             // A trace id must not be all zeros; a random u64 pair is zero with p = 2^-128.

@@ -90,7 +90,7 @@ pub async fn respond(state: &ListenerState, info: &ConnInfo, mut req: ClientRequ
     let _in_flight = InFlight(info);
     let snap = state.snapshot.load_full();
     let format = snap.settings.access_log;
-    let request_id = forward::ensure_request_id(&mut req.parts.headers);
+    let request_id = snap.settings.forwarding.request_id.then(|| forward::ensure_request_id(&mut req.parts.headers));
     let mut entry = (format != AccessLogFormat::Off).then(|| {
         let p = &req.parts;
         Entry {
@@ -107,10 +107,10 @@ pub async fn respond(state: &ListenerState, info: &ConnInfo, mut req: ClientRequ
             bytes: None,
             duration: Default::default(),
             upstream: None,
-            request_id: Some(request_id.clone()),
+            request_id: request_id.clone().or_else(|| p.headers.get(&forward::X_REQUEST_ID).cloned()),
         }
     });
-    let (resp, upstream) = match proxy(state, &snap, info, req, &request_id).await {
+    let (resp, upstream) = match proxy(state, &snap, info, req, request_id.as_ref()).await {
         Ok((resp, upstream)) => (resp, Some(upstream)),
         Err(e) => {
             if e.status().is_server_error() {
@@ -118,7 +118,7 @@ pub async fn respond(state: &ListenerState, info: &ConnInfo, mut req: ClientRequ
             } else {
                 tracing::debug!(balancer = %snap.name, error = %e, "request refused");
             }
-            (Reply::Local(error_response(&e, &request_id)), None)
+            (Reply::Local(error_response(&e, request_id.as_ref())), None)
         }
     };
     if let Some(entry) = entry.as_mut() {
@@ -131,13 +131,15 @@ pub async fn respond(state: &ListenerState, info: &ConnInfo, mut req: ClientRequ
     resp
 }
 
-/// A local response for a request-path error.
-pub fn error_response(e: &ProxyError, request_id: &HeaderValue) -> Response<ResponseBody> {
+/// A local response for a request-path error, carrying the request's id when it has one.
+pub fn error_response(e: &ProxyError, request_id: Option<&HeaderValue>) -> Response<ResponseBody> {
     let mut resp = Response::new(ResponseBody::text(e.client_text()));
     *resp.status_mut() = e.status();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    h.insert(forward::X_REQUEST_ID.clone(), request_id.clone());
+    if let Some(id) = request_id {
+        h.insert(forward::X_REQUEST_ID.clone(), id.clone());
+    }
     if let Some(after) = e.retry_after() {
         h.insert(header::RETRY_AFTER, HeaderValue::from(whole_secs(after)));
     }
@@ -192,7 +194,7 @@ async fn proxy(
     snap: &Snapshot,
     info: &ConnInfo,
     req: ClientRequest,
-    request_id: &HeaderValue,
+    request_id: Option<&HeaderValue>,
 ) -> Result<(Reply, String), ProxyError> {
     let max_body = snap.settings.max_body_bytes;
     check_request(&req, info, max_body)?;
@@ -241,8 +243,11 @@ async fn proxy(
         .cloned()
         .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
     forward::strip_hop_by_hop(&mut parts.headers, upgrade);
-    forward::add_forwarded_value(&mut parts.headers, &info.forwarded_for, snap.settings.https, original_host.clone());
-    forward::propagate_traceparent(&mut parts.headers);
+    let forwarding = snap.settings.forwarding;
+    if forwarding.x_forwarded {
+        forward::add_forwarded_value(&mut parts.headers, &info.forwarded_for, snap.settings.https, original_host.clone());
+    }
+    forward::trace_context(&mut parts.headers, forwarding.trace_context);
     if let (false, Some(host)) = (parts.headers.contains_key(header::HOST), original_host) {
         // HTTP/2 carries the host in :authority; HTTP/1.1 upstreams need a Host header.
         parts.headers.insert(header::HOST, host);
@@ -473,14 +478,14 @@ fn relay(
     conn: Box<PooledConn>,
     pinned: bool,
     client_upgrade: Option<ClientUpgrade>,
-    request_id: &HeaderValue,
+    request_id: Option<&HeaderValue>,
 ) -> Result<Reply, ProxyError> {
     let (kind, reusable) = (resp.body, resp.reusable);
     let set_cookie = match (&pool.sticky, pinned) {
         (Some(s), false) => forward::affinity_cookie(&s.cookie, &pool.balancer.backends()[idx].id, s.max_age),
         _ => None,
     };
-    let added = Added { request_id: request_id.clone(), set_cookie };
+    let added = Added { request_id: request_id.cloned(), set_cookie };
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         // The body reads itself off the connection, which returns to the pool at its end.
         let body = ResponseBody::Upstream(UpstreamBody::new(conn, pool.conns[idx].clone(), kind, reusable));

@@ -29,8 +29,8 @@ pub enum Reply {
 /// The fields ballast adds to a relayed response.
 #[derive(Debug)]
 pub struct Added {
-    /// `X-Request-Id`: the request's id.
-    pub request_id: HeaderValue,
+    /// `X-Request-Id`: the request's id (None: `request_id` forwarding is off).
+    pub request_id: Option<HeaderValue>,
     /// `Set-Cookie` pinning the client to the instance (affinity), when the pick moved.
     pub set_cookie: Option<HeaderValue>,
 }
@@ -65,7 +65,9 @@ impl Reply {
         match self {
             Reply::Relayed { head, added, body } => {
                 let mut parts = head.into_client_parts();
-                parts.headers.insert(forward::X_REQUEST_ID.clone(), added.request_id);
+                if let Some(id) = added.request_id {
+                    parts.headers.insert(forward::X_REQUEST_ID.clone(), id);
+                }
                 if let Some(c) = added.set_cookie {
                     parts.headers.append(header::SET_COOKIE, c);
                 }

@@ -17,7 +17,7 @@ use crate::ratelimit::RateLimiter;
 use crate::route::{Backup, HostMatch, Override, OverrideOn, Route, Split};
 use crate::upstream::{ConnPool, ConnRegistry};
 use ballast_core::balance::{Backend, BackendStats, BalanceOptions, Balancer, HashOn};
-use ballast_core::config::{AccessLogFormat, BalancerConfig, Cidr, ClientZoneConfig, Config, RateLimitConfig};
+use ballast_core::config::{AccessLogFormat, BalancerConfig, Cidr, ClientZoneConfig, Config, ForwardingConfig, RateLimitConfig};
 use http::uri::Authority;
 use http::{HeaderName, HeaderValue};
 use std::collections::{HashMap, HashSet};
@@ -156,6 +156,8 @@ pub struct Settings {
     pub access_log: AccessLogFormat,
     /// Whether the listener speaks TLS (for `X-Forwarded-Proto`).
     pub https: bool,
+    /// What is added to forwarded requests.
+    pub forwarding: ForwardingConfig,
 }
 
 /// Everything one listener needs to route a request, immutable once built.
@@ -289,6 +291,7 @@ impl Snapshot {
             max_body_bytes: balancer.limits.max_body_bytes,
             access_log: balancer.access_log,
             https: !balancer.tls.is_empty(),
+            forwarding: balancer.forwarding,
         };
         Ok(Snapshot { name: balancer.name.clone(), routes: routes.into(), pools, settings, client: Arc::new(client) })
     }

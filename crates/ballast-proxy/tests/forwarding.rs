@@ -1,6 +1,6 @@
 //! Forwarding: methods, targets and headers reach the backend; hop-by-hop headers do
-//! not; X-Forwarded-*, X-Request-Id and traceparent are added; routes and splits pick
-//! the right pool; sticky cookies pin a client.
+//! not; X-Forwarded-*, X-Request-Id and traceparent are added (each can be turned off);
+//! routes and splits pick the right pool; sticky cookies pin a client.
 
 mod common;
 
@@ -70,6 +70,46 @@ async fn hop_by_hop_stripped_and_forwarding_headers_added() {
     assert_eq!(tp[0].len(), 55, "generated: {tp:?}");
     let kept = send(addr, Request::get("/").header("x-request-id", "req-42").body(empty()).expect("req")).await;
     assert_eq!(kept.seen_header("x-request-id"), ["req-42"]);
+}
+
+#[tokio::test]
+async fn forwarding_parts_can_be_turned_off() {
+    let b = echo("a").await;
+    let off = "[balancer.forwarding]\nx_forwarded = false\nrequest_id = false\ntrace_context = \"off\"";
+    let (_proxy, addr) = proxy(&simple_config(&[b.addr], off, "")).await;
+    let bare = send(addr, get("/")).await;
+    assert_eq!(bare.status, StatusCode::OK);
+    for h in ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id", "traceparent"] {
+        assert!(bare.seen_header(h).is_empty(), "{h} must not be added: {:?}", bare.seen_header(h));
+    }
+    assert!(!bare.headers.contains_key("x-request-id"), "none returned to the client");
+    let req = Request::get("/")
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("x-request-id", "bad id with spaces")
+        .header("traceparent", "junk")
+        .body(empty())
+        .expect("request");
+    let sent = send(addr, req).await;
+    assert_eq!(sent.seen_header("x-forwarded-for"), ["203.0.113.7"], "passed on as received");
+    assert_eq!(sent.seen_header("x-request-id"), ["bad id with spaces"]);
+    assert_eq!(sent.seen_header("traceparent"), ["junk"]);
+}
+
+#[tokio::test]
+async fn propagate_mode_continues_a_trace_but_starts_none() {
+    let b = echo("a").await;
+    let propagate = "[balancer.forwarding]\ntrace_context = \"propagate\"";
+    let (_proxy, addr) = proxy(&simple_config(&[b.addr], propagate, "")).await;
+    assert!(send(addr, get("/")).await.seen_header("traceparent").is_empty(), "no trace started");
+    let traced = Request::get("/")
+        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
+        .body(empty())
+        .expect("request");
+    let got = send(addr, traced).await;
+    let tp = got.seen_header("traceparent");
+    assert!(tp[0].starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && tp[0].ends_with("-00"), "{tp:?}");
+    assert!(!tp[0].contains("00f067aa0ba902b7"), "proxy is a new parent: {tp:?}");
+    assert_eq!(got.seen_header("x-request-id").len(), 1, "the other parts stay on");
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //! catch-all route, one pool of static instances), so it runs the same code as `serve`.
 
 use ballast_core::balance::Algorithm;
-use ballast_core::config::{AccessLogFormat, Config};
+use ballast_core::config::{AccessLogFormat, Config, TraceContext};
 
 /// Flags of `ballast proxy`.
 #[derive(Debug, Clone, clap::Args)]
@@ -23,8 +23,18 @@ pub struct ProxyArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Access log format: off, combined or json.
-    #[arg(long, default_value = "off", value_parser = parse_access_log)]
+    #[arg(long, default_value = "off", value_parser = config_name::<AccessLogFormat>)]
     pub access_log: AccessLogFormat,
+    /// Do not add X-Forwarded-For, -Proto and -Host.
+    #[arg(long)]
+    pub no_x_forwarded: bool,
+    /// Do not add, return or log an X-Request-Id (the field passes through as received).
+    #[arg(long)]
+    pub no_request_id: bool,
+    /// W3C traceparent: generate (continue or start a trace), propagate (continue only)
+    /// or off (pass it on as received).
+    #[arg(long, default_value = "generate", value_parser = config_name::<TraceContext>)]
+    pub trace_context: TraceContext,
 }
 
 /// Accepts the config names plus the HAProxy/nginx spellings operators type from habit.
@@ -37,13 +47,15 @@ pub fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
     alias.parse::<Algorithm>().map_err(|e| e.to_string())
 }
 
-fn parse_access_log(s: &str) -> Result<AccessLogFormat, String> {
-    match s {
-        "off" => Ok(AccessLogFormat::Off),
-        "combined" => Ok(AccessLogFormat::Combined),
-        "json" => Ok(AccessLogFormat::Json),
-        other => Err(format!("unknown access log format {other:?}; expected off, combined or json")),
-    }
+/// Reads a flag value by the config file's word for it (`json`, `propagate`, ...), with
+/// the config file's error for a wrong one.
+fn config_name<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
+    toml::Value::String(s.to_string()).try_into().map_err(|e: toml::de::Error| e.message().to_string())
+}
+
+/// The config file's word for a flag value (the inverse of [`config_name`]).
+fn name_of<T: serde::Serialize>(value: T) -> Result<toml::Value, String> {
+    toml::Value::try_from(value).map_err(|e| e.to_string())
 }
 
 /// The config the flags describe. Built as a TOML table and read by the same
@@ -54,16 +66,13 @@ pub fn config_from_args(args: &ProxyArgs) -> Result<Config, String> {
         .iter()
         .map(|a| toml::Value::Table(toml::toml! { address = (a.trim()) }))
         .collect();
-    let access_log = match args.access_log {
-        AccessLogFormat::Off => "off",
-        AccessLogFormat::Combined => "combined",
-        AccessLogFormat::Json => "json",
-    };
+    let (access_log, trace_context) = (name_of(args.access_log)?, name_of(args.trace_context)?);
     let doc = toml::toml! {
         [[balancer]]
         name = "default"
         listen = (args.listen.clone())
         access_log = access_log
+        forwarding = { x_forwarded = (!args.no_x_forwarded), request_id = (!args.no_request_id), trace_context = trace_context }
         [[balancer.route]]
         path_prefix = "/"
         split = [{ pool = "default", weight = 100 }]
@@ -96,8 +105,14 @@ mod tests {
             balance: Algorithm::PeakEwma,
             threads: None,
             access_log: AccessLogFormat::Json,
+            no_x_forwarded: false,
+            no_request_id: true,
+            trace_context: TraceContext::Propagate,
         };
         let config = config_from_args(&args).expect("valid");
+        let forwarding = config.balancers[0].forwarding;
+        assert!(forwarding.x_forwarded && !forwarding.request_id);
+        assert_eq!(forwarding.trace_context, TraceContext::Propagate);
         assert_eq!(config.balancers.len(), 1);
         assert_eq!(config.balancers[0].listen, "127.0.0.1:0");
         assert_eq!(config.balancers[0].access_log, AccessLogFormat::Json);
@@ -109,8 +124,16 @@ mod tests {
     }
 
     #[test]
-    fn access_log_names_are_checked() {
-        assert_eq!(parse_access_log("json"), Ok(AccessLogFormat::Json));
-        assert!(parse_access_log("xml").expect_err("refused").contains("off, combined or json"));
+    fn flag_values_are_the_config_words() {
+        assert_eq!(config_name::<AccessLogFormat>("json"), Ok(AccessLogFormat::Json));
+        assert_eq!(config_name::<TraceContext>("propagate"), Ok(TraceContext::Propagate));
+        let err = config_name::<AccessLogFormat>("xml").expect_err("refused");
+        assert!(err.contains("`xml`") && err.contains("`off`, `combined`, `json`"), "{err}");
+        let err = config_name::<TraceContext>("Generate").expect_err("refused");
+        assert!(err.contains("`Generate`") && err.contains("`generate`, `propagate`, `off`"), "{err}");
+        for mode in [TraceContext::Generate, TraceContext::Propagate, TraceContext::Off] {
+            let name = name_of(mode).expect("a unit variant is a TOML string");
+            assert_eq!(name.as_str().map(config_name::<TraceContext>), Some(Ok(mode)), "round trip");
+        }
     }
 }

@@ -100,6 +100,9 @@ pub struct BalancerConfig {
     /// Access log format.
     #[serde(default)]
     pub access_log: AccessLogFormat,
+    /// What ballast adds to the requests it forwards (`[balancer.forwarding]`).
+    #[serde(default)]
+    pub forwarding: ForwardingConfig,
     /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed when finding the
     /// client address; default none (the TCP peer is the client).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -189,6 +192,43 @@ pub enum AccessLogFormat {
     Combined,
     /// One JSON object per request on stdout.
     Json,
+}
+
+/// What a balancer adds to the requests it forwards (`[balancer.forwarding]`). Everything
+/// is on by default, as a front door is expected to do; turn a part off when a proxy in
+/// front of ballast already does it, or to pass requests on as the client sent them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardingConfig {
+    /// Add `X-Forwarded-For` (the client appended to a chain from a trusted proxy),
+    /// `X-Forwarded-Proto` and `X-Forwarded-Host`.
+    pub x_forwarded: bool,
+    /// Keep a sane incoming `X-Request-Id` or make one up, send it upstream, return it
+    /// to the client and log it. Off: the field passes through as received.
+    pub request_id: bool,
+    /// W3C trace context (`traceparent`).
+    pub trace_context: TraceContext,
+}
+
+impl Default for ForwardingConfig {
+    fn default() -> Self {
+        ForwardingConfig { x_forwarded: true, request_id: true, trace_context: TraceContext::Generate }
+    }
+}
+
+/// How a balancer treats the W3C `traceparent` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TraceContext {
+    /// Continue a valid incoming trace with ballast as the new parent; start a new
+    /// sampled trace when there is none (or it is malformed).
+    #[default]
+    Generate,
+    /// Continue a valid incoming trace only; a malformed one is dropped and none is
+    /// started (sampling stays with the services that trace).
+    Propagate,
+    /// Pass `traceparent` on as received.
+    Off,
 }
 
 /// A route (`[[balancer.route]]`): a match and a weighted split over pools.

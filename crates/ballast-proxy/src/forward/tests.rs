@@ -129,14 +129,35 @@ fn request_id_kept_when_sane_replaced_when_hostile() {
 
 #[test]
 fn traceparent_propagates_trace_id_with_new_parent() {
-    let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let mut h = map(&[("traceparent", incoming)]);
-    propagate_traceparent(&mut h);
-    let out = h[&TRACEPARENT].to_str().expect("ascii").to_string();
-    assert!(valid_traceparent(out.as_bytes()), "{out}");
-    assert_eq!(&out[..36], &incoming[..36], "version and trace id kept");
-    assert_ne!(&out[36..52], &incoming[36..52], "new parent id");
-    assert_eq!(&out[53..], "01", "flags kept");
+    let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+    for mode in [TraceContext::Generate, TraceContext::Propagate] {
+        let mut h = map(&[("traceparent", incoming)]);
+        trace_context(&mut h, mode);
+        let out = h[&TRACEPARENT].to_str().expect("ascii").to_string();
+        assert!(valid_traceparent(out.as_bytes()), "{mode:?}: {out}");
+        assert_eq!(&out[..36], &incoming[..36], "{mode:?}: version and trace id kept");
+        assert_ne!(&out[36..52], &incoming[36..52], "{mode:?}: new parent id");
+        assert_eq!(&out[53..], "00", "{mode:?}: flags kept (not sampled stays not sampled)");
+    }
+}
+
+#[test]
+fn trace_context_off_leaves_the_field_as_it_came() {
+    for incoming in [Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"), Some("junk"), None] {
+        let mut h = map(&incoming.map(|v| vec![("traceparent", v)]).unwrap_or_default());
+        trace_context(&mut h, TraceContext::Off);
+        assert_eq!(h.get(&TRACEPARENT).map(|v| v.to_str().expect("ascii")), incoming);
+    }
+}
+
+#[test]
+fn propagate_mode_starts_no_trace_and_drops_a_malformed_one() {
+    let mut none = HeaderMap::new();
+    trace_context(&mut none, TraceContext::Propagate);
+    assert!(none.get(&TRACEPARENT).is_none(), "no trace started");
+    let mut bad = map(&[("traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01")]);
+    trace_context(&mut bad, TraceContext::Propagate);
+    assert!(bad.get(&TRACEPARENT).is_none(), "a malformed one is not passed on");
 }
 
 #[test]
@@ -152,13 +173,13 @@ fn traceparent_generated_when_absent_or_malformed() {
     ];
     for b in bad {
         let mut h = map(&[("traceparent", b)]);
-        propagate_traceparent(&mut h);
+        trace_context(&mut h, TraceContext::Generate);
         let out = h[&TRACEPARENT].as_bytes().to_vec();
         assert!(valid_traceparent(&out), "{b:?} → {:?}", String::from_utf8_lossy(&out));
         assert_ne!(&out[3..35], b.as_bytes().get(3..35).unwrap_or(b""), "{b:?}: new trace id");
     }
     let mut none = HeaderMap::new();
-    propagate_traceparent(&mut none);
+    trace_context(&mut none, TraceContext::Generate);
     assert!(valid_traceparent(none[&TRACEPARENT].as_bytes()));
     // A future version with extra fields is accepted and continued.
     assert!(valid_traceparent(b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra"));

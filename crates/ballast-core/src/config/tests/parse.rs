@@ -39,6 +39,9 @@ fn field_cases() -> Vec<Case> {
         Case { name: "bad client zone CIDR", text: "[[balancer]]\nname = \"web\"\nlisten = \"x\"\n[[balancer.client_zone]]\ncidr = \"eu\"\nzone = \"a\"\n", path: "balancer \"web\".client_zone[0].cidr", line: 5, message: "\"eu\" is not a CIDR block" },
         Case { name: "rate limit key", text: "[[balancer]]\nname = \"web\"\nlisten = \"x\"\nrate_limit = { key = \"cookie:x\", rate = 1.0 }\n", path: "balancer \"web\".rate_limit.key", line: 4, message: "expected \"client-ip\", \"global\" or \"header:NAME\"" },
         Case { name: "access log format", text: "[[balancer]]\nname = \"web\"\nlisten = \"x\"\naccess_log = \"xml\"\n", path: "balancer \"web\".access_log", line: 4, message: "expected one of `off`, `combined`, `json`" },
+        Case { name: "trace context mode", text: "[[balancer]]\nname = \"web\"\nlisten = \"x\"\n[balancer.forwarding]\ntrace_context = \"sometimes\"\n", path: "balancer \"web\".forwarding.trace_context", line: 5, message: "unknown variant `sometimes`, expected one of `generate`, `propagate`, `off`" },
+        Case { name: "forwarding switch type", text: "[[balancer]]\nname = \"web\"\nlisten = \"x\"\n[balancer.forwarding]\nrequest_id = \"yes\"\n", path: "balancer \"web\".forwarding.request_id", line: 5, message: "invalid type: string \"yes\", expected a boolean" },
+        Case { name: "forwarding unknown field", text: "[[balancer]]\nname = \"web\"\nlisten = \"x\"\n[balancer.forwarding]\nx_forwarded_for = false\n", path: "balancer \"web\".forwarding.x_forwarded_for", line: 5, message: "unknown field `x_forwarded_for`, expected one of `x_forwarded`, `request_id`, `trace_context`" },
         Case { name: "hash_on kind", text: "[[pool]]\nname = \"api\"\nhash_on = \"ip\"\n", path: "pool \"api\".hash_on", line: 3, message: "expected one of `header`, `cookie`, `path`" },
         Case { name: "hash_on header type", text: "[[pool]]\nname = \"api\"\nhash_on = { header = 5 }\n", path: "pool \"api\".hash_on.header", line: 3, message: "expected a string" },
         Case { name: "health kind", text: "[[pool]]\nname = \"api\"\n[pool.health]\nkind = \"udp\"\n", path: "pool \"api\".health.kind", line: 4, message: "expected one of `http`, `https`, `tcp`, `icmp`" },
@@ -199,6 +202,8 @@ fn defaults_round_trip_and_are_explicit_when_written() {
     assert!(pool.health.is_none());
     let text = to_toml(&config).unwrap_or_default();
     assert!(text.contains("failure_threshold = 5"), "{text}");
+    let forwarding = parsed("[[balancer]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\n").balancers[0].forwarding;
+    assert_eq!(forwarding, ForwardingConfig { x_forwarded: true, request_id: true, trace_context: TraceContext::Generate });
     assert_eq!(parsed(&text), config);
 }
 

@@ -77,7 +77,9 @@ pub fn encode_head(out: &mut BytesMut, reply: &Reply, ex: Exchange) -> (Framing,
     match reply {
         Reply::Relayed { head, added, .. } => {
             head.encode_client_head(out);
-            put_field(out, forward::X_REQUEST_ID.as_str(), &added.request_id);
+            if let Some(id) = &added.request_id {
+                put_field(out, forward::X_REQUEST_ID.as_str(), id);
+            }
             if let Some(cookie) = &added.set_cookie {
                 put_field(out, header::SET_COOKIE.as_str(), cookie);
             }

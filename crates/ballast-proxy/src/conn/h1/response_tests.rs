@@ -112,7 +112,7 @@ fn relayed(wire: &[u8], body: &'static [u8], set_cookie: Option<&'static str>) -
     let mut buf = BytesMut::from(wire);
     let head = crate::upstream::codec::parse_response(&mut buf, false).expect("valid").expect("complete");
     let added = crate::reply::Added {
-        request_id: HeaderValue::from_static("abc123"),
+        request_id: Some(HeaderValue::from_static("abc123")),
         set_cookie: set_cookie.map(HeaderValue::from_static),
     };
     Reply::Relayed { head, added, body: ResponseBody::Full(Some(Bytes::from_static(body))) }
