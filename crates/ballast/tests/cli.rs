@@ -40,6 +40,20 @@ fn proxy_refuses_zero_threads_and_bad_algorithms() {
 }
 
 #[test]
+fn proxy_refuses_unknown_access_log_and_trace_context_words() {
+    for (flag, value, allowed) in
+        [("--access-log", "xml", "`off`, `combined`, `json`"), ("--trace-context", "sometimes", "`generate`, `propagate`, `off`")]
+    {
+        let out = ballast(&["proxy", "--to", "127.0.0.1:1", flag, value]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag) && err.contains(value) && err.contains(allowed), "{err}");
+    }
+    let out = ballast(&["proxy", "--to", "127.0.0.1:1", "--no-request-id=yes"]);
+    assert_eq!(out.status.code(), Some(2), "a switch takes no value");
+}
+
+#[test]
 fn proxy_validates_backend_addresses_naming_the_field() {
     let out = ballast(&["proxy", "--listen", "127.0.0.1:0", "--to", "not-an-address"]);
     assert!(!out.status.success());
