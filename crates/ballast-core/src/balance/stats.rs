@@ -128,9 +128,9 @@ impl BackendStats {
     ///
     /// A sample above the current (decayed) estimate replaces it at once, so a backend
     /// that slows down is avoided immediately; a lower sample only pulls the estimate down
-    /// with weight `1 - exp(-elapsed / PEAK_EWMA_DECAY)`, so recovery is gradual. The two
-    /// atomics are not updated as one: concurrent completions may lose a sample, which a
-    /// load heuristic tolerates, and no lock is taken.
+    /// with weight `1 - exp(-elapsed / PEAK_EWMA_WINDOW)`, so recovery takes a few windows
+    /// of answers. The two atomics are not updated as one: concurrent completions may lose
+    /// a sample, which a load heuristic tolerates, and no lock is taken.
     fn observe_rtt(&self, now: Duration, rtt_ns: f64) {
         let now_ns = duration_ns(now);
         let rtt_ns = rtt_ns.max(1.0);
@@ -139,12 +139,12 @@ impl BackendStats {
             rtt_ns
         } else {
             let elapsed = now_ns.saturating_sub(self.ewma_at_ns.load(Ordering::Relaxed));
-            let keep = decay_weight(elapsed);
-            let decayed = prev as f64 * keep;
+            let decayed = prev as f64 * decay_weight(elapsed, PEAK_EWMA_DECAY);
             if rtt_ns > decayed {
                 rtt_ns
             } else {
-                decayed + rtt_ns * (1.0 - keep)
+                let keep = decay_weight(elapsed, PEAK_EWMA_WINDOW);
+                decayed * keep + rtt_ns * (1.0 - keep)
             }
         };
         // 0 means "no sample yet", so a stored estimate is at least 1 ns.
@@ -162,7 +162,7 @@ impl BackendStats {
             return None;
         }
         let elapsed = duration_ns(now).saturating_sub(self.ewma_at_ns.load(Ordering::Relaxed));
-        Some(Duration::from_nanos((prev as f64 * decay_weight(elapsed)) as u64))
+        Some(Duration::from_nanos((prev as f64 * decay_weight(elapsed, PEAK_EWMA_DECAY)) as u64))
     }
 
     /// The peak-EWMA load cost at `now`: estimated latency in nanoseconds times
@@ -191,15 +191,26 @@ impl BackendStats {
 /// enough that a new backend is tried soon, pessimistic enough not to flood it.
 pub const PEAK_EWMA_DEFAULT_RTT: Duration = Duration::from_millis(30);
 
-/// Time constant of the peak-EWMA: an old estimate keeps `exp(-elapsed / PEAK_EWMA_DECAY)`
-/// of its weight. 1 s, where linkerd and finagle use 10 s: a peak is taken at once, so the
-/// decay is how long one hiccup is remembered, and a proxy answering tens of thousands of
-/// requests a second through one event loop has a hiccup of a few milliseconds every so
-/// often. With 10 s every fast backend carried its worst recent latency for seconds, its
-/// cost (latency × in flight) rose far above a slow backend's, and that backend got 1% of
-/// the traffic and set the pool's p99. With 1 s the peak fades while the slow backend's own
-/// samples (each a peak) keep its estimate up.
+/// How long an estimate without new samples is remembered: it keeps
+/// `exp(-elapsed / PEAK_EWMA_DECAY)` of its value, so a backend that was slow (or failed)
+/// a while ago is tried again. 1 s, where linkerd and finagle use 10 s for everything;
+/// here it governs only backends that get no answers (see [`PEAK_EWMA_WINDOW`]).
 pub const PEAK_EWMA_DECAY: Duration = Duration::from_secs(1);
+
+/// Averaging window of a backend that keeps answering: a sample below the estimate pulls
+/// it down with weight `1 - exp(-elapsed / PEAK_EWMA_WINDOW)`, `elapsed` being the time
+/// since the previous sample.
+///
+/// Why apart from [`PEAK_EWMA_DECAY`], and why short: a peak is taken at once, so at tens
+/// of thousands of answers a second the estimate is the worst latency of the last window,
+/// and a proxy busy on one event loop has a hiccup of a few milliseconds every so often.
+/// Every fast backend then carried that hiccup for the whole window, its cost (latency ×
+/// in flight, with ~20 in flight each) rose above a slow backend's with nothing in flight,
+/// and the slow backend got traffic. With one time constant (1 s) that was 0.47% of the
+/// requests to a 20 ms backend in `adaptive_sim.rs`, 0.14% with this 20 ms window; the
+/// benchmark's p99 (wrk's, corrected for coordinated omission) moves with that share.
+/// A backend at 50 answers a second still averages over about its last two.
+pub const PEAK_EWMA_WINDOW: Duration = Duration::from_millis(20);
 
 /// A failed request is observed as at least this multiple of the current estimate.
 pub const PEAK_EWMA_FAILURE_PENALTY: f64 = 2.0;
@@ -208,9 +219,10 @@ pub const PEAK_EWMA_FAILURE_PENALTY: f64 = 2.0;
 /// warms up instead of sitting idle.
 pub const MIN_SLOW_START_FACTOR: f64 = 0.1;
 
-/// The weight an estimate `elapsed_ns` old keeps: `exp(-elapsed / PEAK_EWMA_DECAY)`.
-fn decay_weight(elapsed_ns: u64) -> f64 {
-    (-(elapsed_ns as f64) / PEAK_EWMA_DECAY.as_nanos() as f64).exp()
+/// The weight an estimate `elapsed_ns` old keeps under time constant `tau`:
+/// `exp(-elapsed / tau)`.
+fn decay_weight(elapsed_ns: u64, tau: Duration) -> f64 {
+    (-(elapsed_ns as f64) / tau.as_nanos() as f64).exp()
 }
 
 /// A duration as whole nanoseconds, saturating at `u64::MAX` (~584 years).
@@ -255,11 +267,36 @@ mod tests {
         assert_eq!(s.peak_ewma(at(10)), Some(20 * MS), "first sample is the estimate");
         s.on_request_end(at(10), 100 * MS, true);
         assert_eq!(s.peak_ewma(at(10)), Some(100 * MS), "a peak replaces it");
-        // 100 ms later a 10 ms sample: keep = e^-0.1 ≈ 0.905 of 100 ms, plus 0.095 × 10 ms.
-        let later = at(10) + PEAK_EWMA_DECAY / 10;
+        // Half a window later a 10 ms sample: the 100 ms peak decayed over that time
+        // (e^(-t/DECAY)) keeps e^-0.5 ≈ 0.607 of its weight, the sample gets the rest.
+        let later = at(10) + PEAK_EWMA_WINDOW / 2;
         s.on_request_end(later, 10 * MS, true);
+        let decayed = 100.0 * (-(PEAK_EWMA_WINDOW / 2).as_secs_f64() / PEAK_EWMA_DECAY.as_secs_f64()).exp();
+        let keep = (-0.5f64).exp();
+        let expected = decayed * keep + 10.0 * (1.0 - keep);
         let est = s.peak_ewma(later).expect("sampled").as_secs_f64() * 1000.0;
-        assert!((est - 91.4).abs() < 0.1, "estimate {est} ms");
+        assert!((est - expected).abs() < 0.01, "estimate {est} ms, expected {expected} ms");
+    }
+
+    /// A backend answering all the time forgets a peak within a few windows; one that
+    /// gets no answers keeps its last estimate, fading only with `PEAK_EWMA_DECAY`.
+    #[test]
+    fn a_busy_backend_forgets_a_peak_in_windows_an_idle_one_keeps_it() {
+        let (busy, idle) = (BackendStats::default(), BackendStats::default());
+        busy.on_request_end(Duration::ZERO, 10 * MS, true);
+        idle.on_request_end(Duration::ZERO, 10 * MS, true);
+        let step = Duration::from_micros(100);
+        let mut now = Duration::ZERO;
+        while now < 5 * PEAK_EWMA_WINDOW {
+            now += step;
+            busy.on_request_end(now, MS, true);
+        }
+        let busy_ms = busy.peak_ewma(now).expect("sampled").as_secs_f64() * 1000.0;
+        assert!(busy_ms < 1.1, "busy backend still at {busy_ms} ms");
+        let idle_ms = idle.peak_ewma(now).expect("sampled").as_secs_f64() * 1000.0;
+        let expected = 10.0 * (-now.as_secs_f64() / PEAK_EWMA_DECAY.as_secs_f64()).exp();
+        assert!((idle_ms - expected).abs() < 0.01, "idle backend at {idle_ms} ms, expected {expected}");
+        assert!(idle_ms > 9.0, "idle backend forgot too soon: {idle_ms} ms");
     }
 
     #[test]
