@@ -14,15 +14,15 @@
 //! head; a 5xx, a connection error or a timeout is a failure, recorded with the time it
 //! took (the timeout, for a timeout), which the estimate penalises.
 
+use crate::body::RequestBody;
+use crate::upstream::codec::{self, RequestFraming};
+use crate::upstream::{self, ConnPool, Outgoing, SendError, UpstreamBody};
 use ballast_core::balance::{probe_due, BackendStats, ProbePolicy};
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery};
-use http::{header, Request, Uri};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::{header, HeaderMap, HeaderValue, Method};
 use std::collections::HashSet;
+use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -104,11 +104,13 @@ impl ProbeSettings {
     }
 }
 
-/// One backend to keep measured: where it listens and its live stats.
+/// One backend to keep measured: where it listens, its live stats and the probes' own
+/// keep-alive connection.
 #[derive(Debug, Clone)]
 struct Target {
     authority: Authority,
     stats: Arc<BackendStats>,
+    conns: Arc<ConnPool>,
 }
 
 /// Longest target address accepted: a 253-byte DNS name, `:` and a 5-digit port.
@@ -137,7 +139,7 @@ fn parse_targets(targets: Vec<(String, Arc<BackendStats>)>) -> Result<Vec<Target
             let reason = match (authority.port_u16(), digits) {
                 (Some(0), _) | (None, Some(_)) => format!("{addr:?}: port must be 1-65535"),
                 (None, None) => format!("{addr:?} has no port"),
-                (Some(_), _) => return Ok(Target { authority, stats }),
+                (Some(_), _) => return Ok(Target { authority, stats, conns: Arc::new(ConnPool::new(1)) }),
             };
             Err(invalid(format!("targets[{i}]"), reason))
         })
@@ -192,15 +194,6 @@ impl Drop for ProberHandle {
 /// The schedule loop: every tick, sends a probe to each target that is due and has none
 /// in flight.
 async fn run(mut targets: watch::Receiver<Vec<Target>>, settings: ProbeSettings, origin: Instant) {
-    let client: Client<HttpConnector, Empty<Bytes>> = {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(settings.timeout));
-        Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(1)
-            .build(connector)
-    };
     let mut in_flight: HashSet<Authority> = HashSet::new();
     let mut probes: JoinSet<Authority> = JoinSet::new();
     let mut tick = tokio::time::interval(settings.tick);
@@ -218,7 +211,7 @@ async fn run(mut targets: watch::Receiver<Vec<Target>>, settings: ProbeSettings,
                     }
                     target.stats.on_probe_sent(now);
                     in_flight.insert(target.authority.clone());
-                    probes.spawn(probe(client.clone(), target, settings.clone(), origin));
+                    probes.spawn(probe(target, settings.clone(), origin));
                 }
             }
             Some(done) = probes.join_next() => {
@@ -236,38 +229,21 @@ async fn run(mut targets: watch::Receiver<Vec<Target>>, settings: ProbeSettings,
 }
 
 /// Sends one probe to `target` and records its result; returns the target's authority.
-async fn probe(
-    client: Client<HttpConnector, Empty<Bytes>>,
-    target: Target,
-    settings: ProbeSettings,
-    origin: Instant,
-) -> Authority {
+///
+/// It goes out through the same HTTP/1.1 client as the requests its result is compared
+/// with ([`crate::upstream`]): this task writes the request and reads the answer itself,
+/// so the latency is measured the way a real request's is, with no hand-off to a
+/// connection task and back (two more turns of a busy event loop).
+async fn probe(target: Target, settings: ProbeSettings, origin: Instant) -> Authority {
     let started = Instant::now();
-    let head = tokio::time::timeout(settings.timeout, async {
-        let uri = Uri::builder()
-            .scheme("http")
-            .authority(target.authority.clone())
-            .path_and_query(settings.path.as_str())
-            .build()
-            .map_err(|_| ())?;
-        let request = Request::get(uri)
-            .header(header::USER_AGENT, "ballast-probe")
-            .body(Empty::<Bytes>::new())
-            .map_err(|_| ())?;
-        client.request(request).await.map_err(|_| ())
-    })
-    .await;
-    let (latency, success, body) = match head {
-        Ok(Ok(response)) => {
-            let success = response.status().as_u16() < 500;
-            (started.elapsed(), success, Some(response.into_body()))
-        }
-        Ok(Err(())) => (started.elapsed(), false, None),
+    let answer = tokio::time::timeout(settings.timeout, exchange(&target, &settings)).await;
+    let (latency, success, body) = match answer {
+        Ok(Some((status_ok, body))) => (started.elapsed(), status_ok, Some(body)),
+        Ok(None) => (started.elapsed(), false, None),
         Err(_) => (settings.timeout, false, None),
     };
-    target
-        .stats
-        .on_probe_result(origin.elapsed(), latency, success);
+    target.stats.on_probe_result(origin.elapsed(), latency, success);
+    tracing::trace!(backend = %target.authority, ?latency, success, "probe answered");
     if let Some(body) = body {
         // Bounded too: a trickling body must not keep this target's probe slot forever.
         let _ = tokio::time::timeout(settings.timeout, drain(body)).await;
@@ -275,11 +251,45 @@ async fn probe(
     target.authority
 }
 
-/// Reads up to [`MAX_PROBE_BODY`] bytes of a probe answer so its connection can be
-/// reused; a longer or broken body is dropped (and its connection with it).
-async fn drain(mut body: hyper::body::Incoming) {
+/// Sends the probe request on a kept-alive connection (a new one when none is idle, or
+/// when the idle one turns out closed) and waits for the response head: whether its
+/// status is below 500, and the body to read. None: no answer.
+async fn exchange(target: &Target, settings: &ProbeSettings) -> Option<(bool, UpstreamBody)> {
+    let pq = PathAndQuery::try_from(settings.path.as_str()).ok()?;
+    let mut headers = HeaderMap::with_capacity(2);
+    headers.insert(header::HOST, HeaderValue::from_str(target.authority.as_str()).ok()?);
+    headers.insert(header::USER_AGENT, HeaderValue::from_static("ballast-probe"));
+    let head = codec::encode_request_head(&Method::GET, &pq, &headers, RequestFraming::Empty);
+    let outgoing = || Outgoing {
+        head: head.clone(),
+        body: RequestBody::empty(),
+        framing: RequestFraming::Empty,
+        head_request: false,
+        idempotent: true,
+    };
+    let (mut conn, reused) = match target.conns.checkout() {
+        Some(conn) => (conn, true),
+        None => (upstream::connect(&target.authority, settings.timeout).await.ok()?, false),
+    };
+    let answer = match upstream::send(&mut conn, outgoing(), &target.authority, settings.timeout).await {
+        Err(SendError::NotSent(..)) if reused => {
+            // The kept-alive connection had closed: once more on a new one.
+            conn = upstream::connect(&target.authority, settings.timeout).await.ok()?;
+            upstream::send(&mut conn, outgoing(), &target.authority, settings.timeout).await
+        }
+        other => other,
+    };
+    let head = answer.ok()?;
+    let status_ok = head.status().as_u16() < 500;
+    Some((status_ok, UpstreamBody::new(conn, target.conns.clone(), head.body, head.reusable)))
+}
+
+/// Reads up to [`MAX_PROBE_BODY`] bytes of a probe answer; read to its end, the
+/// connection goes back to the target's pool for the next probe. A longer or broken
+/// body is dropped, and its connection with it.
+async fn drain(mut body: UpstreamBody) {
     let mut read = 0usize;
-    while let Some(Ok(frame)) = body.frame().await {
+    while let Some(Ok(frame)) = poll_fn(|cx| body.poll_frame(cx)).await {
         read += frame.data_ref().map_or(0, Bytes::len);
         if read > MAX_PROBE_BODY {
             return;

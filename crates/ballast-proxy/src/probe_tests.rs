@@ -2,7 +2,7 @@
 //! failure recording, the rate limit, skipping busy backends, updates and bad input.
 
 use super::*;
-use http::{Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -27,6 +27,8 @@ struct TestBackend {
     hits: mpsc::UnboundedReceiver<Hit>,
     delay_ms: Arc<AtomicU64>,
     status: Arc<AtomicU16>,
+    /// Connections accepted so far.
+    accepted: Arc<AtomicU64>,
 }
 
 async fn backend() -> TestBackend {
@@ -37,9 +39,11 @@ async fn backend() -> TestBackend {
     let (tx, hits) = mpsc::unbounded_channel();
     let delay_ms = Arc::new(AtomicU64::new(0));
     let status = Arc::new(AtomicU16::new(200));
-    let (delay, code) = (delay_ms.clone(), status.clone());
+    let accepted = Arc::new(AtomicU64::new(0));
+    let (delay, code, count) = (delay_ms.clone(), status.clone(), accepted.clone());
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::Relaxed);
             let (tx, delay, code) = (tx.clone(), delay.clone(), code.clone());
             let service = service_fn(move |req: Request<Incoming>| {
                 let (tx, delay, code) = (tx.clone(), delay.clone(), code.clone());
@@ -74,6 +78,7 @@ async fn backend() -> TestBackend {
         hits,
         delay_ms,
         status,
+        accepted,
     }
 }
 
@@ -139,6 +144,20 @@ async fn probes_an_idle_backend_at_the_path_and_records_its_latency() {
         "a probe is not traffic"
     );
     assert_eq!(stats.in_flight.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn probes_reuse_one_kept_alive_connection() {
+    let mut b = backend().await;
+    let stats = Arc::new(BackendStats::default());
+    let origin = Instant::now();
+    let _prober = Prober::spawn(target(&b, &stats), eager(), origin).expect("valid");
+    for _ in 0..5 {
+        assert_eq!(next_hit(&mut b).await.user_agent.as_deref(), Some("ballast-probe"));
+    }
+    assert_eq!(b.accepted.load(Ordering::Relaxed), 1, "one connection for five probes");
+    let estimate = stats.latency_estimate(origin.elapsed()).expect("recorded");
+    assert!(estimate < Duration::from_millis(500), "no failure penalty: {estimate:?}");
 }
 
 #[tokio::test]
