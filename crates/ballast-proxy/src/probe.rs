@@ -23,11 +23,15 @@ use http::uri::{Authority, PathAndQuery};
 use http::{header, HeaderMap, HeaderValue, Method};
 use std::collections::HashSet;
 use std::future::poll_fn;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
+
+/// Every this many ticks, each target's RIF and latency estimate are traced.
+const ESTIMATE_TRACE_EVERY: u32 = 10;
 
 /// Longest probe answer body read (the rest is dropped with the connection): 64 KiB.
 pub const MAX_PROBE_BODY: usize = 64 * 1024;
@@ -197,12 +201,26 @@ async fn run(mut targets: watch::Receiver<Vec<Target>>, settings: ProbeSettings,
     let mut in_flight: HashSet<Authority> = HashSet::new();
     let mut probes: JoinSet<Authority> = JoinSet::new();
     let mut tick = tokio::time::interval(settings.tick);
+    let mut ticks: u32 = 0;
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 let now = origin.elapsed();
                 let current = targets.borrow_and_update().clone();
+                // What the balancer sees of each backend, for an operator with
+                // RUST_LOG=ballast_proxy::probe=trace: about ten lines a second per backend.
+                ticks = ticks.wrapping_add(1);
+                if ticks % ESTIMATE_TRACE_EVERY == 0 && tracing::enabled!(tracing::Level::TRACE) {
+                    for target in &current {
+                        tracing::trace!(
+                            backend = %target.authority,
+                            in_flight = target.stats.in_flight.load(Ordering::Relaxed),
+                            estimate = ?target.stats.latency_estimate(now),
+                            "adaptive estimate"
+                        );
+                    }
+                }
                 for target in current {
                     if in_flight.contains(&target.authority)
                         || !probe_due(&target.stats, now, &settings.policy)
