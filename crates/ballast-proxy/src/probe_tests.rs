@@ -160,6 +160,42 @@ async fn probes_reuse_one_kept_alive_connection() {
     assert!(estimate < Duration::from_millis(500), "no failure penalty: {estimate:?}");
 }
 
+/// A backend that answers one request per connection and then closes it, without
+/// saying so: every probe finds its kept-alive connection dead, and none is lost to it.
+#[tokio::test]
+async fn a_kept_alive_connection_the_backend_closed_costs_no_probe() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let (hits, accepted) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (h, a) = (hits.clone(), accepted.clone());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            a.fetch_add(1, Ordering::Relaxed);
+            let h = h.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                h.fetch_add(1, Ordering::Relaxed);
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+            });
+        }
+    });
+    let stats = Arc::new(BackendStats::default());
+    let targets = vec![(addr.to_string(), stats.clone())];
+    let _prober = Prober::spawn(targets, eager(), Instant::now()).expect("valid");
+    eventually(|| hits.load(Ordering::Relaxed) >= 4).await;
+    let (sent, got) = (stats.probes_sent(), hits.load(Ordering::Relaxed));
+    assert!(sent <= got + 1, "{sent} probes sent, {got} reached the backend");
+    assert!(accepted.load(Ordering::Relaxed) >= got, "each probe on a new connection");
+}
+
 #[tokio::test]
 async fn probes_are_rate_limited_and_skip_backends_with_traffic() {
     let mut idle = backend().await;

@@ -330,4 +330,3 @@ fn with_equal_backends_adaptive_matches_round_robin() {
     let share = adaptive.slow_share(1, 3);
     assert!((0.28..0.38).contains(&share), "backend 2 gets {share} of the requests");
 }
-
