@@ -2,9 +2,13 @@
 # bench/recovery.sh — does a slow backend that recovers get its traffic back, and how fast?
 #
 # The shared peer harness cannot change a backend mid-run, so this script runs its own
-# three `ballast demo-backend`s (ports 9401–9403): two answer at once, the third answers
-# SLOW_MS late for the first half of the run only (`--slow-for`), then as fast as the
-# others. In front of them, one proxy per row (port 9400): ballast with each of
+# three demo backends (ports 9401–9403): two answer at once, the third answers SLOW_MS
+# late for the first half of the run only (`--slow-for`), then as fast as the others.
+# By default the three are one `ballast demo-backend` process (the third's port plus two
+# `--extra-port`s), as the harness's backends are one nginx: three processes on the core
+# that wrk saturates do not behave like three hosts. There an idle one waits for the core
+# behind the busy ones and answers 2-7x slower *because* it is idle, so a latency-aware
+# balancer keeps avoiding it. BACKEND_PROCS=3 runs them as three processes anyway. In front of them, one proxy per row (port 9400): ballast with each of
 # $POLICIES, and HAProxy with each of $HAPROXY_POLICIES (the shared harness's haproxy.cfg.in,
 # 1 thread). wrk drives CONNS keep-alive connections for DURATION seconds; every second the
 # backends' request counters (GET /stats) are read, and the script prints, per row, the
@@ -13,7 +17,7 @@
 #
 # Usage: bench/recovery.sh            (~25 s per row; run under the bench lock:
 #        flock /work/notes/bench.lock env NICE=-10 bench/recovery.sh)
-# Knobs: DURATION [20] RECOVER_AT [DURATION/2] SLOW_MS [20] CONNS [64]
+# Knobs: DURATION [20] RECOVER_AT [DURATION/2] SLOW_MS [20] CONNS [64] BACKEND_PROCS [1]
 #        POLICIES ["adaptive peak-ewma least-request"] HAPROXY_POLICIES [leastconn]
 #        BALLAST (default target/release/ballast, built if missing) OUT NICE [0]
 #        PIN [1]: wrk and the backends on core LG_CPUS [0], the proxy on PX_CPUS [1].
@@ -27,6 +31,7 @@ POLICIES=${POLICIES-"adaptive peak-ewma least-request"}
 HAPROXY_POLICIES=${HAPROXY_POLICIES-leastconn}
 NICE=${NICE:-0}
 PIN=${PIN:-1}
+BACKEND_PROCS=${BACKEND_PROCS:-1}
 LG_CPUS=${LG_CPUS:-0}
 PX_CPUS=${PX_CPUS:-1}
 SETUP=3 # seconds between the backends' start and the measured run (proxy start-up)
@@ -39,6 +44,7 @@ mkdir -p "$OUT"
 for v in DURATION RECOVER_AT SLOW_MS CONNS; do
   [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || { echo "$v must be a positive whole number, got '${!v}'" >&2; exit 2; }
 done
+[[ $BACKEND_PROCS == 1 || $BACKEND_PROCS == 3 ]] || { echo "BACKEND_PROCS must be 1 or 3, got '$BACKEND_PROCS'" >&2; exit 2; }
 ((RECOVER_AT < DURATION)) || { echo "RECOVER_AT ($RECOVER_AT) must be below DURATION ($DURATION)" >&2; exit 2; }
 for t in wrk curl python3 taskset; do command -v "$t" >/dev/null || { echo "missing tool: $t" >&2; exit 1; }; done
 if [[ -n $HAPROXY_POLICIES ]]; then
@@ -88,12 +94,18 @@ wait_for() { # what cmd... : bounded poll (15 s) until cmd succeeds
 start_backends() { # row
   local i slow
   for p in "${BE_PORTS[@]}" $PORT; do port_free "$p" || { echo "port $p busy" >&2; exit 1; }; done
-  for i in 0 1 2; do
-    slow=()
-    ((i == 2)) && slow=(--latency "${SLOW_MS}ms" --slow-for "$((SETUP + RECOVER_AT))s")
-    start_bg "$1.backend$((i + 1))" "$LG_CPUS" "$BALLAST" demo-backend --port "${BE_PORTS[i]}" \
-      --name "b$((i + 1))" "${slow[@]}"
-  done
+  local recovers=(--latency "${SLOW_MS}ms" --slow-for "$((SETUP + RECOVER_AT))s")
+  if ((BACKEND_PROCS == 1)); then
+    start_bg "$1.backends" "$LG_CPUS" "$BALLAST" demo-backend --port "${BE_PORTS[2]}" --name b3 \
+      "${recovers[@]}" --extra-port "${BE_PORTS[0]}" --extra-port "${BE_PORTS[1]}"
+  else
+    for i in 0 1 2; do
+      slow=()
+      ((i == 2)) && slow=("${recovers[@]}")
+      start_bg "$1.backend$((i + 1))" "$LG_CPUS" "$BALLAST" demo-backend --port "${BE_PORTS[i]}" \
+        --name "b$((i + 1))" "${slow[@]}"
+    done
+  fi
   T0=$(date +%s.%N)
   for i in 0 1 2; do wait_for "backend ${BE_PORTS[i]}" curl -sf "http://127.0.0.1:${BE_PORTS[i]}/health"; done
 }

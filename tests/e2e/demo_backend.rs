@@ -108,3 +108,57 @@ async fn bad_slow_for_is_refused_naming_the_flag() {
         assert!(err.contains("--slow-for") && err.contains(expect), "{knobs:?}: {err}");
     }
 }
+
+#[tokio::test]
+async fn extra_ports_are_fast_instances_with_their_own_counters() {
+    use ballast_control::process::{ManagedProcess, ProcessSpec};
+    use tokio::io::AsyncBufReadExt as _;
+    let args = ["demo-backend", "--port", "0", "--name", "main", "--latency", "150ms", "--extra-port", "0", "--extra-port", "0"];
+    let spec = ProcessSpec {
+        program: ballast_tests::ballast_bin(),
+        args: args.map(Into::into).to_vec(),
+        ..Default::default()
+    };
+    let mut process = ManagedProcess::spawn(&spec).expect("spawn");
+    let mut lines = tokio::io::BufReader::new(process.take_output().0.expect("piped stdout")).lines();
+    let mut urls = Vec::new();
+    while urls.len() < 3 {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("announced in time")
+            .expect("readable")
+            .expect("three announcements");
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            urls.push(format!("http://{addr}"));
+        }
+    }
+    let (main, extras) = (urls[0].clone(), &urls[1..]);
+    assert_ne!(extras[0], extras[1]);
+    for (k, extra) in extras.iter().enumerate() {
+        let t = Instant::now();
+        let r = get(&format!("{extra}/work")).await.expect("get");
+        assert!(t.elapsed() < Duration::from_millis(150), "extra instances answer at once: {:?}", t.elapsed());
+        assert_eq!(r.text(), format!("ok {}\n", &extra["http://".len()..]), "named after its address");
+        for _ in 0..k {
+            get(&format!("{extra}/work")).await.expect("get");
+        }
+    }
+    let t = Instant::now();
+    assert_eq!(get(&format!("{main}/")).await.expect("get").text(), "ok main\n");
+    assert!(t.elapsed() >= Duration::from_millis(150), "the main port keeps its knobs");
+    let count = |url: String| async move {
+        let r = get(&format!("{url}/stats")).await.expect("stats");
+        serde_json::from_slice::<serde_json::Value>(&r.body).expect("JSON")["requests"].as_u64()
+    };
+    // Counted once the response is sent, so poll briefly.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        seen = vec![count(main.clone()).await, count(extras[0].clone()).await, count(extras[1].clone()).await];
+        if seen == [Some(1), Some(1), Some(2)] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen, [Some(1), Some(1), Some(2)], "one counter per instance");
+}

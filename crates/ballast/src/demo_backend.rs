@@ -9,6 +9,13 @@
 //! latency and jitter apply only during the first `D` after start; then it answers fast
 //! (a backend that recovers). It prints `listening on ADDR` once bound, so a parent that
 //! asked for port 0 learns the real port.
+//!
+//! `--extra-port P` (repeatable) serves more instances from the same process, each with
+//! its own name and counter, answering at once. Why: instances that are separate
+//! processes on one saturated core do not behave like separate hosts. An idle one waits
+//! for the core behind the busy ones, so it answers several times slower *because* it is
+//! idle, and a latency-aware balancer rightly keeps avoiding it. Instances sharing one
+//! event loop, like nginx's `server` blocks in the peer harness, share that wait.
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -52,6 +59,10 @@ pub struct DemoBackendArgs {
     /// Name shown in responses and the `x-backend` header (default: the bound address).
     #[arg(long)]
     pub name: Option<String>,
+    /// Also serve this port (repeatable; 0: OS-chosen) as another instance of this
+    /// process that answers at once, named after its address (see the module doc).
+    #[arg(long = "extra-port", value_name = "PORT")]
+    pub extra_ports: Vec<u16>,
 }
 
 /// Parses "250ms", "2s", "1m" (the same syntax as the config file).
@@ -110,13 +121,41 @@ fn validate(args: &DemoBackendArgs) -> anyhow::Result<()> {
 /// Runs the demo backend until the process is killed.
 pub async fn run(args: DemoBackendArgs) -> anyhow::Result<()> {
     validate(&args)?;
-    let listener = TcpListener::bind(SocketAddr::new(args.host, args.port))
+    let mut listeners = vec![(bind(args.host, args.port).await?, args.clone())];
+    let fast = DemoBackendArgs {
+        latency: Duration::ZERO,
+        jitter: Duration::ZERO,
+        cpu: Duration::ZERO,
+        slow_for: None,
+        error_rate: 0.0,
+        name: None,
+        extra_ports: Vec::new(),
+        ..args.clone()
+    };
+    for &port in &args.extra_ports {
+        listeners.push((bind(args.host, port).await?, fast.clone()));
+    }
+    let started = Instant::now();
+    let mut instances = tokio::task::JoinSet::new();
+    for (listener, args) in listeners {
+        let addr = listener.local_addr()?;
+        let name = args.name.clone().unwrap_or_else(|| addr.to_string());
+        println!("listening on {addr}");
+        let workload = Arc::new(Workload { args, name, started, served: AtomicU64::new(0) });
+        instances.spawn(serve(listener, workload));
+    }
+    while instances.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn bind(host: std::net::IpAddr, port: u16) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(SocketAddr::new(host, port))
         .await
-        .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
-    let addr = listener.local_addr()?;
-    let name = args.name.clone().unwrap_or_else(|| addr.to_string());
-    println!("listening on {addr}");
-    let workload = Arc::new(Workload { args, name, started: Instant::now(), served: AtomicU64::new(0) });
+        .with_context(|| format!("cannot listen on {host}:{port}"))
+}
+
+/// Accepts and serves connections for one instance, forever.
+async fn serve(listener: TcpListener, workload: Arc<Workload>) {
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     loop {
         let (stream, _) = match listener.accept().await {
