@@ -162,3 +162,26 @@ async fn extra_ports_are_fast_instances_with_their_own_counters() {
     }
     assert_eq!(seen, [Some(1), Some(1), Some(2)], "one counter per instance");
 }
+
+#[tokio::test]
+async fn bad_or_busy_extra_ports_are_refused_naming_them() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(ballast_tests::ballast_bin())
+            .arg("demo-backend")
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    for bad in ["70000", "nine", "-1"] {
+        let out = run(&[&format!("--extra-port={bad}")]);
+        assert_eq!(out.status.code(), Some(2), "--extra-port {bad} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--extra-port") && err.contains(bad), "{bad}: {err}");
+    }
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let out = run(&["--port", "0", "--extra-port", &port]);
+    assert!(!out.status.success(), "a busy extra port must fail the start");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{err}");
+}
