@@ -8,9 +8,10 @@
 # `--extra-port`s), as the harness's backends are one nginx: three processes on the core
 # that wrk saturates do not behave like three hosts. There an idle one waits for the core
 # behind the busy ones and answers 2-7x slower *because* it is idle, so a latency-aware
-# balancer keeps avoiding it. BACKEND_PROCS=3 runs them as three processes anyway. In front of them, one proxy per row (port 9400): ballast with each of
-# $POLICIES, and HAProxy with each of $HAPROXY_POLICIES (the shared harness's haproxy.cfg.in,
-# 1 thread). wrk drives CONNS keep-alive connections for DURATION seconds; every second the
+# balancer keeps avoiding it. BACKEND_PROCS=3 runs them as three processes anyway.
+# In front of them, one proxy per row (port 9400): ballast with each of $POLICIES, and
+# HAProxy with each of $HAPROXY_POLICIES (the shared harness's haproxy.cfg.in, 1 thread).
+# wrk drives CONNS keep-alive connections for DURATION seconds; every second the
 # backends' request counters (GET /stats) are read, and the script prints, per row, the
 # recovered backend's share of the requests in each second, its share while slow, and the
 # time from the recovery until its share first reaches 80% of a fair share (1/3).

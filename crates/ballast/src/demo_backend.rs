@@ -148,6 +148,7 @@ pub async fn run(args: DemoBackendArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Binds one instance's listener, naming the address on failure.
 async fn bind(host: std::net::IpAddr, port: u16) -> anyhow::Result<TcpListener> {
     TcpListener::bind(SocketAddr::new(host, port))
         .await
