@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""rss_sampler.py OUT.tsv -- until SIGTERM, sample every 0.2 s the RSS of each running
+"""rss_sampler.py OUT.tsv -- until SIGTERM, sample every second the RSS of each running
 proxy (ballast proxy, haproxy, nginx peer: master and workers summed, backend nginx
 excluded) and write the peak per proxy, in MiB, to OUT.tsv on exit."""
 import os, signal, sys, time
@@ -60,4 +60,6 @@ signal.signal(signal.SIGTERM, finish)
 signal.signal(signal.SIGINT, finish)
 while True:
     sample()
-    time.sleep(0.2)
+    # Once a second: each scan reads three files per process and takes a core for a few
+    # milliseconds, a stall that the proxies' p99 feels (see start_prio in peers.sh).
+    time.sleep(1.0)
