@@ -85,12 +85,13 @@ start_prio() {
   prio_loop $$ &
   PRIO=$!
 }
-# Every second, applies NICE to the session of every descendant of $1 and, once, to each
-# of their threads.
+# Every second while process $1 lives, applies NICE to the session of every descendant of
+# $1 and, once, to each of their threads. (It also stops by itself: stop_prio's kill was
+# seen to miss it, leaving it to run on after the script.)
 prio_loop() {
   local root=$1 pid t
   local -A reniced=()
-  while sleep 1; do
+  while sleep 1 && kill -0 "$root" 2>/dev/null; do
     for pid in $(ps -e -o pid=,ppid= | awk -v root="$root" '{ parent[$1] = $2 }
         END { for (p in parent) { q = p; while (q in parent && q != root && q > 1) q = parent[q]; if (q == root && p != root) print p } }'); do
       [[ -w /proc/$pid/autogroup ]] && echo "$NICE" >"/proc/$pid/autogroup" 2>/dev/null
