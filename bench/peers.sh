@@ -77,8 +77,8 @@ export BALLAST_THREADS=1
 # with HAProxy and ballast alike (wrk alone, 1 thread, 2 rounds of 3 rows): with no
 # watchers both proxies' p99 was 1.7-2.9 ms; with the old ones (every 0.2 s a ps and a
 # renice for every thread of every process, and a /proc scan) 3.8-5.6 ms, and 10-30% less
-# throughput; with these 2.8-4.4 ms. Pinned to the load generator's core instead, the old
-# ones stalled wrk just as much. The p99 of every row here still carries that part.
+# throughput; with these 2.8-4.4 ms. Pinned to the load generator's core (at 0.2 s), they
+# stalled wrk instead: 4.5-5.3 ms. The p99 of every row here still carries that part.
 PRIO=
 start_prio() {
   [[ ${NICE:-0} != 0 ]] || return 0

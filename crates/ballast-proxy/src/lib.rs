@@ -100,6 +100,9 @@ pub mod upgrade;
 pub mod upstream;
 pub mod workers;
 
+#[cfg(test)]
+mod test_io;
+
 pub use access_log::AccessLog;
 pub use ballast_core::balance::BackendStats;
 pub use error::ProxyError;

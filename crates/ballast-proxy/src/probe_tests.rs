@@ -164,7 +164,7 @@ async fn probes_reuse_one_kept_alive_connection() {
 /// saying so: every probe finds its kept-alive connection dead, and none is lost to it.
 #[tokio::test]
 async fn a_kept_alive_connection_the_backend_closed_costs_no_probe() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
     let (hits, accepted) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -174,13 +174,8 @@ async fn a_kept_alive_connection_the_backend_closed_costs_no_probe() {
             a.fetch_add(1, Ordering::Relaxed);
             let h = h.clone();
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
+                if !crate::test_io::read_request_head(&mut stream).await {
+                    return;
                 }
                 h.fetch_add(1, Ordering::Relaxed);
                 let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;

@@ -133,20 +133,15 @@ async fn icmp_echo_to_loopback_or_a_clear_refusal() {
 /// repeated until the client goes away. (Answering before the request arrives would be
 /// an unsolicited response, which the client rightly drops.)
 async fn raw_server(head: Vec<u8>, chunk: Vec<u8>) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = l.local_addr().expect("addr").to_string();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
             let (head, chunk) = (head.clone(), chunk.clone());
             tokio::spawn(async move {
-                let mut req = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
+                if !crate::test_io::read_request_head(&mut s).await {
+                    return;
                 }
                 if s.write_all(&head).await.is_err() {
                     return;
