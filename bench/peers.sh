@@ -73,41 +73,24 @@ export BALLAST_THREADS=1
 # under test (load generators, backends, all proxies alike: every descendant of this
 # script) while a mode runs.
 #
-# Both watchers wake once a second and the renice loop renices each thread once. Measured
+# Both watchers are bench/watch.py: each wakes once a second and reads a process in full
+# only in its first seconds, so that neither stalls the proxy sharing its core. Measured
 # with HAProxy and ballast alike (wrk alone, 1 thread, 2 rounds of 3 rows): with no
-# watchers both proxies' p99 was 1.7-2.9 ms; with the old ones (every 0.2 s a ps and a
+# watchers both proxies' p99 was 1.7-2.9 ms; with the first ones (every 0.2 s a ps and a
 # renice for every thread of every process, and a /proc scan) 3.8-5.6 ms, and 10-30% less
-# throughput; with these 2.8-4.4 ms. Pinned to the load generator's core (at 0.2 s), they
-# stalled wrk instead: 4.5-5.3 ms. The p99 of every row here still carries that part.
+# throughput; with the same scans once a second 2.8-4.4 ms. Pinned to the load
+# generator's core (at 0.2 s), they stalled wrk instead: 4.5-5.3 ms.
 PRIO=
 start_prio() {
   [[ ${NICE:-0} != 0 ]] || return 0
-  prio_loop $$ &
+  python3 "$ROOT/bench/watch.py" nice $$ "$NICE" &
   PRIO=$!
-}
-# Every second while process $1 lives, applies NICE to the session of every descendant of
-# $1 and, once, to each of their threads. (It also stops by itself: stop_prio's kill was
-# seen to miss it, leaving it to run on after the script.)
-prio_loop() {
-  local root=$1 pid t
-  local -A reniced=()
-  while sleep 1 && kill -0 "$root" 2>/dev/null; do
-    for pid in $(ps -e -o pid=,ppid= | awk -v root="$root" '{ parent[$1] = $2 }
-        END { for (p in parent) { q = p; while (q in parent && q != root && q > 1) q = parent[q]; if (q == root && p != root) print p } }'); do
-      [[ -w /proc/$pid/autogroup ]] && echo "$NICE" >"/proc/$pid/autogroup" 2>/dev/null
-      for t in /proc/"$pid"/task/*; do
-        t=${t##*/}
-        [[ -n ${reniced[$t]:-} ]] && continue
-        renice -n "$NICE" -p "$t" >/dev/null 2>&1 && reniced[$t]=1
-      done
-    done
-  done
 }
 stop_prio() { [[ -n $PRIO ]] && kill "$PRIO" 2>/dev/null; wait "$PRIO" 2>/dev/null || true; PRIO=; }
 
-# Peak RSS of every proxy (ballast, haproxy, nginx workers summed) while a mode runs.
+# Peak memory (VmHWM) of every proxy (ballast, haproxy, nginx workers summed) while a mode runs.
 SAMPLER=
-start_rss() { python3 "$ROOT/bench/rss_sampler.py" "$1" & SAMPLER=$!; }
+start_rss() { python3 "$ROOT/bench/watch.py" rss "$1" & SAMPLER=$!; }
 stop_rss() { kill -TERM "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null || true; }
 trap 'stop_rss; stop_prio' EXIT
 
