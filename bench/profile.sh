@@ -10,7 +10,10 @@
 # Usage: bench/profile.sh BINARY
 # Knobs: PROTO [h1] h1 (wrk, 64 connections) or h2c (h2load, 8 connections x 8 streams);
 #   D [8] seconds of load per proxy (perf samples the middle 5 s); BALANCE [round-robin];
-#   KEEP=1 keeps the perf data (the path is printed; `perf report -i` reads it).
+#   KEEP=1 keeps the perf data (the path is printed; `perf report -i` reads it);
+#   FLAME=DIR also records call stacks (DWARF, 300 samples a second) and writes the
+#   flamegraphs DIR/ballast-PROTO.svg and DIR/haproxy-PROTO.svg (inferno; installed with
+#   `cargo install inferno` when missing).
 # Needs perf (Debian's linux-perf); software cpu-clock sampling, so no hardware counters.
 # Run it under `flock /work/notes/bench.lock` when others share the machine.
 set -euo pipefail
@@ -25,6 +28,16 @@ load=wrk; [[ $PROTO == h2c ]] && load=h2load
 for t in nginx haproxy perf taskset "$load"; do
   command -v "$t" >/dev/null || { echo "missing $t (apt-get install nginx haproxy linux-perf wrk nghttp2-client)" >&2; exit 1; }
 done
+RECORD=(-F 999)
+if [[ -n ${FLAME:-} ]]; then
+  mkdir -p "$FLAME"
+  FLAME=$(cd "$FLAME" && pwd)
+  RECORD=(-F 300 --call-graph dwarf,16384)
+  if ! command -v inferno-flamegraph >/dev/null; then
+    cargo install --quiet --locked inferno --root "$ROOT/target/tools"
+    export PATH=$ROOT/target/tools/bin:$PATH
+  fi
+fi
 
 BENCH_NAME=profile
 # shellcheck source=bench/lib.sh
@@ -55,7 +68,7 @@ profile() { # NAME CMD...
   load_on "$port" >"$RUN/$name.requests" &
   loader=$!
   sleep 1
-  perf record -q -e cpu-clock -F 999 -p "$pid" -o "$RUN/$name.perf" -- sleep 5 >/dev/null 2>&1
+  perf record -q -e cpu-clock "${RECORD[@]}" -p "$pid" -o "$RUN/$name.perf" -- sleep 5 >/dev/null 2>&1
   wait "$loader"
   read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
   kill "$pid"
@@ -65,7 +78,12 @@ profile() { # NAME CMD...
   awk -v n="$n" -v du=$((u1 - u0)) -v ds=$((s1 - s0)) -v t="$TCK" -v name="$name" -v d="$D" \
     'BEGIN{printf "%s: %d requests/s, CPU per request %.2f µs (user %.2f, kernel %.2f)\n", name, n/d, (du+ds)/t*1e6/n, du/t*1e6/n, ds/t*1e6/n}' |
     tee "$RUN/$name.cpu"
-  perf report -i "$RUN/$name.perf" --no-children --sort dso,sym --stdio 2>/dev/null >"$RUN/$name.report"
+  perf report -i "$RUN/$name.perf" --no-children --sort dso,sym --stdio -g none 2>/dev/null >"$RUN/$name.report"
+  if [[ -n ${FLAME:-} ]]; then
+    perf script -i "$RUN/$name.perf" 2>/dev/null | inferno-collapse-perf |
+      inferno-flamegraph --title "$name, $PROTO, 1 thread" >"$FLAME/$name-$PROTO.svg"
+    echo "flamegraph: $FLAME/$name-$PROTO.svg"
+  fi
 }
 
 port=$(free_port)
