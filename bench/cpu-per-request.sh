@@ -10,17 +10,20 @@
 # Usage: bench/cpu-per-request.sh BINARY [BINARY...]
 #   Each BINARY runs as `BINARY proxy --threads 1 --balance $BALANCE --to ...`; HAProxy
 #   (nbthread 1, same balance) runs too unless HAPROXY=0.
-# Knobs: ROUNDS [3] alternating rounds, D [5] seconds per wrk run, CONNS [64],
+# Knobs: ROUNDS [3] alternating rounds, D [5] seconds per load run, CONNS [64],
 #   BALANCE [round-robin] (HAProxy gets roundrobin, or leastconn for least-request),
-#   WRK_ARGS [] extra wrk flags (e.g. "-H 'Connection: close'" is NOT supported).
+#   WRK_ARGS [] extra wrk flags (e.g. "-H 'Connection: close'" is NOT supported),
+#   PROTO [h1] h1 (wrk) or h2c (h2load, 8 connections x 8 streams; CONNS and WRK_ARGS unused).
 # Output: one line per run, then the median µs/request per proxy and its ratio to HAProxy.
 # Run it under `flock /work/notes/bench.lock` when others share the machine.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERS=${PEERS_DIR:-$ROOT/../shared/bench/peers}
-ROUNDS=${ROUNDS:-3} D=${D:-5} CONNS=${CONNS:-64} BALANCE=${BALANCE:-round-robin} HAPROXY=${HAPROXY:-1}
+ROUNDS=${ROUNDS:-3} D=${D:-5} CONNS=${CONNS:-64} BALANCE=${BALANCE:-round-robin} HAPROXY=${HAPROXY:-1} PROTO=${PROTO:-h1}
 (($#)) || { echo "usage: $0 BINARY [BINARY...]" >&2; exit 2; }
-for t in nginx haproxy wrk taskset; do command -v "$t" >/dev/null || { echo "missing $t (see bench/peers.sh)" >&2; exit 1; }; done
+[[ $PROTO == h1 || $PROTO == h2c ]] || { echo "PROTO must be h1 or h2c, got '$PROTO'" >&2; exit 2; }
+load=wrk; [[ $PROTO == h2c ]] && load=h2load
+for t in nginx haproxy taskset "$load"; do command -v "$t" >/dev/null || { echo "missing $t (see bench/peers.sh)" >&2; exit 1; }; done
 for b in "$@"; do [[ -x $b ]] || { echo "not an executable: $b" >&2; exit 2; }; done
 
 BENCH_NAME=cpu
@@ -55,14 +58,25 @@ for r in $(seq "$ROUNDS"); do
   for i in "${!PORTS[@]}"; do
     port=${PORTS[$i]} pid=$(pid_on "${PORTS[$i]}")
     read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
-    out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${D}s" ${WRK_ARGS:-} "http://127.0.0.1:$port/")
+    if [[ $PROTO == h1 ]]; then
+      out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${D}s" ${WRK_ARGS:-} "http://127.0.0.1:$port/")
+    else
+      out=$(taskset -c 0 h2load -c8 -m8 -D "$D" "http://127.0.0.1:$port/")
+    fi
     read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
-    n=$(awk '/requests in/{print $1}' <<<"$out")
-    errs=$(awk '/Non-2xx|Socket errors/{print}' <<<"$out")
+    if [[ $PROTO == h1 ]]; then
+      n=$(awk '/requests in/{print $1}' <<<"$out")
+      rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
+      errs=$(awk '/Non-2xx|Socket errors/{print}' <<<"$out")
+    else
+      n=$(awk '/^requests:/{print $8}' <<<"$out")
+      rps=$(awk '/^finished in/{print $4}' <<<"$out")
+      errs=$(awk '/^requests:/ && ($10 != 0 || $12 != 0) {print}' <<<"$out")
+    fi
     line=$(awk -v n="$n" -v du=$((u1 - u0)) -v ds=$((s1 - s0)) -v t="$TCK" 'BEGIN{printf "%.2f %.2f %.2f", du/t*1e6/n, ds/t*1e6/n, (du+ds)/t*1e6/n}')
     read -r us sy tot <<<"$line"
     printf 'round %s  %-40s rps %8.0f  user %5.2f  sys %5.2f  total %5.2f us/req %s\n' "$r" "${NAMES[$i]}" \
-      "$(awk '/Requests\/sec/{print $2}' <<<"$out")" "$us" "$sy" "$tot" "$errs"
+      "$rps" "$us" "$sy" "$tot" "$errs"
     ALL[$i]="${ALL[$i]:-} $tot"
   done
 done
