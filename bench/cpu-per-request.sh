@@ -42,10 +42,7 @@ for b in "$@"; do
 done
 if [[ $HAPROXY == 1 ]]; then
   port=$(free_port)
-  hb=roundrobin; [[ $BALANCE == least-request ]] && hb=leastconn
-  servers=$(printf '    server b%s 127.0.0.1:%s\n' 1 9101 2 9102 3 9103)
-  sed -e "s#@NBTHREAD@#1#" -e "s#@PORT@#$port#" -e "s#@BALANCE@#$hb#" "$PEERS/conf/haproxy.cfg.in" |
-    awk -v s="$servers" '{ if ($0=="@SERVERS@") print s; else print }' >"$RUN/haproxy.cfg"
+  haproxy_config "$port" "$BALANCE" "$RUN/haproxy.cfg"
   taskset -c 1 haproxy -db -f "$RUN/haproxy.cfg" >"$RUN/haproxy.log" 2>&1 &
   PIDS+=($!) NAMES+=(haproxy) PORTS+=("$port")
 fi

@@ -1,6 +1,7 @@
-# bench/lib.sh — sourced by bench/cpu-per-request.sh and bench/instructions-per-request.sh:
-# a scratch directory and a list of started processes, both cleaned up on exit; free ports;
-# readiness waits; the shared harness's nginx backends on ports 9101-9103.
+# bench/lib.sh — sourced by bench/cpu-per-request.sh, bench/instructions-per-request.sh and
+# bench/profile.sh: a scratch directory and a list of started processes, both cleaned up on
+# exit; free ports; readiness waits; the shared harness's nginx backends on ports 9101-9103
+# and an HAProxy config in front of them.
 # Before sourcing, set PEERS (the harness directory) and BENCH_NAME (names the scratch
 # directory). KEEP=1 keeps the scratch directory.
 
@@ -35,4 +36,15 @@ start_backends() { # [CPUS]
   "${pin[@]}" nginx -e "$RUN/be.err" -p "$RUN" -c "$RUN/backends.conf" >/dev/null 2>&1 &
   PIDS+=($!)
   wait_up 9101
+}
+
+# Writes to OUT a one-thread HAProxy config from the harness's template, listening on PORT
+# in front of the backends and balancing as ballast's BALANCE does (leastconn for
+# least-request, else roundrobin).
+haproxy_config() { # PORT BALANCE OUT
+  local balance=roundrobin servers
+  [[ $2 == least-request ]] && balance=leastconn
+  servers=$(printf '    server b%s 127.0.0.1:%s\n' 1 9101 2 9102 3 9103)
+  sed -e "s#@NBTHREAD@#1#" -e "s#@PORT@#$1#" -e "s#@BALANCE@#$balance#" "$PEERS/conf/haproxy.cfg.in" |
+    awk -v s="$servers" '{ if ($0=="@SERVERS@") print s; else print }' >"$3"
 }

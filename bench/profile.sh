@@ -89,10 +89,7 @@ profile() { # NAME CMD...
 port=$(free_port)
 profile ballast "$1" proxy --threads 1 --balance "$BALANCE" --listen "127.0.0.1:$port" \
   --to 127.0.0.1:9101 --to 127.0.0.1:9102 --to 127.0.0.1:9103
-hb=roundrobin; [[ $BALANCE == least-request ]] && hb=leastconn
-servers=$(printf '    server b%s 127.0.0.1:%s\n' 1 9101 2 9102 3 9103)
-sed -e "s#@NBTHREAD@#1#" -e "s#@PORT@#$port#" -e "s#@BALANCE@#$hb#" "$PEERS/conf/haproxy.cfg.in" |
-  awk -v s="$servers" '{ if ($0=="@SERVERS@") print s; else print }' >"$RUN/haproxy.cfg"
+haproxy_config "$port" "$BALANCE" "$RUN/haproxy.cfg"
 profile haproxy haproxy -db -f "$RUN/haproxy.cfg"
 
 python3 "$ROOT/bench/profile_report.py" "$RUN/ballast.report" "$RUN/ballast.cpu" "$RUN/haproxy.report" "$RUN/haproxy.cpu"
