@@ -86,7 +86,7 @@ where
         .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
     let svc_info = info.clone();
     // Boxed once here: hyper moves the service future around (for HTTP/2 into a
-    // spawned task per stream), and the request future is several KB.
+    // spawned task per stream), and the request future is nearly 2 KB.
     let svc = service_fn(move |req| Box::pin(handle(state.clone(), svc_info.clone(), req)));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);

@@ -23,6 +23,7 @@ use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body;
 use hyper::body::Incoming;
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -75,25 +76,33 @@ impl ClientRequest {
 }
 
 /// Serves one request handed over by hyper: never fails, errors become short text responses.
-pub async fn handle(
+///
+/// Not an `async fn`: the request is converted here and the future holds it once, and the
+/// layers below borrow it. An argument of an `async fn` takes two slots of its future
+/// (the argument and the local it moves into), and every slot is copied each time the
+/// future moves (into its box, for one).
+pub fn handle(
     state: Arc<ListenerState>,
     info: Arc<ConnInfo>,
     req: Request<Incoming>,
-) -> Result<Response<ResponseBody>, Infallible> {
-    Ok(respond(&state, &info, ClientRequest::from_hyper(req)).await.into_response())
+) -> impl Future<Output = Result<Response<ResponseBody>, Infallible>> + Send {
+    let mut req = ClientRequest::from_hyper(req);
+    async move { Ok(respond(&state, &info, &mut req).await.into_response()) }
 }
 
-/// Serves one request: errors become short text responses. Logs the access line.
-pub async fn respond(state: &ListenerState, info: &ConnInfo, mut req: ClientRequest) -> Reply {
+/// Serves one request: errors become short text responses. Logs the access line. The
+/// request is borrowed (see [`handle`]); its body and upgrade are taken out of it.
+pub async fn respond(state: &ListenerState, info: &ConnInfo, req: &mut ClientRequest) -> Reply {
     info.requests.fetch_add(1, Ordering::Relaxed);
     info.in_flight.fetch_add(1, Ordering::Relaxed);
     let _in_flight = InFlight(info);
     let snap = state.snapshot.load_full();
     let format = snap.settings.access_log;
     let request_id = snap.settings.forwarding.request_id.then(|| forward::ensure_request_id(&mut req.parts.headers));
+    // Boxed: most listeners log nothing, and the entry would widen the request future.
     let mut entry = (format != AccessLogFormat::Off).then(|| {
         let p = &req.parts;
-        Entry {
+        Box::new(Entry {
             started: state.clock.now(),
             time: SystemTime::now(),
             client: info.peer.ip(),
@@ -108,7 +117,7 @@ pub async fn respond(state: &ListenerState, info: &ConnInfo, mut req: ClientRequ
             duration: Default::default(),
             upstream: None,
             request_id: request_id.clone().or_else(|| p.headers.get(&forward::X_REQUEST_ID).cloned()),
-        }
+        })
     });
     let (resp, upstream) = match proxy(state, &snap, info, req, request_id.as_ref()).await {
         Ok((resp, upstream)) => (resp, Some(upstream)),
@@ -193,12 +202,13 @@ async fn proxy(
     state: &ListenerState,
     snap: &Snapshot,
     info: &ConnInfo,
-    req: ClientRequest,
+    req: &mut ClientRequest,
     request_id: Option<&HeaderValue>,
 ) -> Result<(Reply, String), ProxyError> {
     let max_body = snap.settings.max_body_bytes;
-    check_request(&req, info, max_body)?;
-    let ClientRequest { mut parts, body, upgrade: client_upgrade } = req;
+    check_request(req, info, max_body)?;
+    let (body, client_upgrade) = (req.body.take(), req.upgrade.take());
+    let parts = &mut req.parts;
     let client_ip = crate::client::client_ip(info.peer.ip(), &parts.headers, &snap.client.trusted);
     if let Some(limit) = &snap.client.rate_limit {
         limit.check(client_ip, &parts.headers)?;

@@ -190,7 +190,7 @@ where
             }
             false => (None, None),
         };
-        let (req, mut inflow) = match body {
+        let (mut req, mut inflow) = match body {
             request::BodyFraming::None => (ClientRequest { parts, body: None, upgrade: switched }, None),
             framing => {
                 let (body, mut pump) = body::pumped(framing);
@@ -204,7 +204,7 @@ where
         // 2. The request path, in place, while the client side is read (the body, or an
         // end that cancels the request).
         let resp = {
-            let mut serving = pin!(respond(&state, &info, req));
+            let mut serving = pin!(respond(&state, &info, &mut req));
             let resp = poll_fn(|cx| {
                 if let Poll::Ready(resp) = serving.as_mut().poll(cx) {
                     return Poll::Ready(Some(resp));
