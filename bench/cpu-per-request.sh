@@ -55,21 +55,9 @@ for r in $(seq "$ROUNDS"); do
   for i in "${!PORTS[@]}"; do
     port=${PORTS[$i]} pid=$(pid_on "${PORTS[$i]}")
     read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
-    if [[ $PROTO == h1 ]]; then
-      out=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${D}s" ${WRK_ARGS:-} "http://127.0.0.1:$port/")
-    else
-      out=$(taskset -c 0 h2load -c8 -m8 -D "$D" "http://127.0.0.1:$port/")
-    fi
+    read -r n rps failed < <(load_run "$port" "$D")
     read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
-    if [[ $PROTO == h1 ]]; then
-      n=$(awk '/requests in/{print $1}' <<<"$out")
-      rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
-      errs=$(awk '/Non-2xx|Socket errors/{print}' <<<"$out")
-    else
-      n=$(awk '/^requests:/{print $8}' <<<"$out")
-      rps=$(awk '/^finished in/{print $4}' <<<"$out")
-      errs=$(awk '/^requests:/ && ($10 != 0 || $12 != 0) {print}' <<<"$out")
-    fi
+    errs=; ((failed == 0)) || errs="($failed failed)"
     line=$(awk -v n="$n" -v du=$((u1 - u0)) -v ds=$((s1 - s0)) -v t="$TCK" 'BEGIN{printf "%.2f %.2f %.2f", du/t*1e6/n, ds/t*1e6/n, (du+ds)/t*1e6/n}')
     read -r us sy tot <<<"$line"
     printf 'round %s  %-40s rps %8.0f  user %5.2f  sys %5.2f  total %5.2f us/req %s\n' "$r" "${NAMES[$i]}" \

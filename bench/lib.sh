@@ -48,3 +48,21 @@ haproxy_config() { # PORT BALANCE OUT
   sed -e "s#@NBTHREAD@#1#" -e "s#@PORT@#$1#" -e "s#@BALANCE@#$balance#" "$PEERS/conf/haproxy.cfg.in" |
     awk -v s="$servers" '{ if ($0=="@SERVERS@") print s; else print }' >"$3"
 }
+
+# One load run on PORT for SECONDS from core 0: PROTO=h1 is wrk (CONNS connections, extra
+# flags from WRK_ARGS), PROTO=h2c is h2load (8 connections x 8 streams). Prints one line:
+# requests answered, requests per second, and failures (non-2xx/3xx answers, socket
+# errors, failed or errored streams).
+load_run() { # PORT SECONDS
+  local out
+  if [[ ${PROTO:-h1} == h1 ]]; then
+    out=$(taskset -c 0 wrk -t1 -c"${CONNS:-64}" -d"$2s" ${WRK_ARGS:-} "http://127.0.0.1:$1/")
+    awk '/requests in/ { n = $1 } /Requests\/sec/ { rps = $2 } /Non-2xx/ { bad += $NF }
+      /Socket errors/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) bad += $i }
+      END { print n + 0, rps + 0, bad + 0 }' <<<"$out"
+  else
+    out=$(taskset -c 0 h2load -c8 -m8 -D "$2" "http://127.0.0.1:$1/")
+    awk '/^requests:/ { n = $8; bad = $10 + $12 } /^finished in/ { rps = $4 }
+      END { print n + 0, rps + 0, bad + 0 }' <<<"$out"
+  fi
+}

@@ -45,15 +45,6 @@ source "$ROOT/bench/lib.sh"
 start_backends 0
 TCK=$(getconf CLK_TCK)
 
-# Load on PORT for D seconds from core 0; prints the number of requests answered.
-load_on() { # PORT
-  if [[ $PROTO == h1 ]]; then
-    taskset -c 0 wrk -t1 -c64 -d"${D}s" "http://127.0.0.1:$1/" | awk '/requests in/{print $1}'
-  else
-    taskset -c 0 h2load -c8 -m8 -D "$D" "http://127.0.0.1:$1/" | awk '/^requests:/{print $8}'
-  fi
-}
-
 # Profiles one proxy: NAME then its command (run on core 1, listening on $port).
 profile() { # NAME CMD...
   local name=$1 pid loader u0 s0 u1 s1 n
@@ -63,9 +54,9 @@ profile() { # NAME CMD...
   PIDS+=("$pid")
   wait_up "$port"
   # Warm up: connections to the backends opened, allocator caches filled.
-  D=2 load_on "$port" >/dev/null
+  load_run "$port" 2 >/dev/null
   read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
-  load_on "$port" >"$RUN/$name.requests" &
+  load_run "$port" "$D" >"$RUN/$name.requests" &
   loader=$!
   sleep 1
   perf record -q -e cpu-clock "${RECORD[@]}" -p "$pid" -o "$RUN/$name.perf" -- sleep 5 >/dev/null 2>&1
@@ -73,7 +64,7 @@ profile() { # NAME CMD...
   read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
   kill "$pid"
   wait "$pid" 2>/dev/null || true
-  n=$(cat "$RUN/$name.requests")
+  read -r n _ _ <"$RUN/$name.requests"
   ((n > 0)) || { echo "$name answered no request" >&2; exit 1; }
   awk -v n="$n" -v du=$((u1 - u0)) -v ds=$((s1 - s0)) -v t="$TCK" -v name="$name" -v d="$D" \
     'BEGIN{printf "%s: %d requests/s, CPU per request %.2f µs (user %.2f, kernel %.2f)\n", name, n/d, (du+ds)/t*1e6/n, du/t*1e6/n, ds/t*1e6/n}' |

@@ -4,8 +4,8 @@ proxies under test do not feel them.
 
   watch.py rss OUT.tsv        until SIGTERM, the peak memory of each running proxy
                               (ballast proxy, haproxy, an nginx peer with its workers
-                              summed; the backends' nginx excluded), in MiB, written to
-                              OUT.tsv on exit.
+                              summed; the backends' nginx excluded), in MiB, kept in
+                              OUT.tsv (rewritten whenever a peak rises, and on exit).
   watch.py nice ROOT NICE     while process ROOT lives, gives every descendant of ROOT
                               (its session's autogroup and each of its threads) the
                               priority NICE.
@@ -127,14 +127,20 @@ def watch_rss(out):
     """`watch.py rss OUT.tsv`: see the module's doc."""
     table, peak = ProcTable(), {}
 
-    def finish(*_):
-        with open(out, "w") as f:
+    def write():
+        # Whole, then renamed: a reader never sees half a file.
+        with open(out + ".new", "w") as f:
             for label, kib in sorted(peak.items()):
                 f.write(f"{label}\t{kib / 1024:.1f}\n")
+        os.replace(out + ".new", out)
+
+    def finish(*_):
+        write()
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, finish)
     signal.signal(signal.SIGINT, finish)
+    write()
     while True:
         table.refresh()
         # A proxy and its direct children (nginx's workers) count as one.
@@ -142,9 +148,13 @@ def watch_rss(out):
         for pid, p in table.procs.items():
             if p.ppid in groups:
                 groups[p.ppid][1].append(pid)
+        before = dict(peak)
         for label, pids in groups.values():
             kib = sum(high_water_kib(pid) for pid in pids)
             peak[label] = max(peak.get(label, 0), kib)
+        if peak != before:
+            # Kept current, so the figures survive a watcher killed outright.
+            write()
         time.sleep(1.0)
 
 
