@@ -4,6 +4,11 @@
 //!
 //! With [`crate::ProxyServer::start`] instead, the caller's runtime (e.g. one
 //! multi-thread runtime) runs everything.
+//!
+//! With two workers or more, busy workers that the kernel puts on one core take short
+//! turns there ([`share`]).
+
+mod share;
 
 use std::cell::Cell;
 use std::io;
@@ -32,7 +37,10 @@ impl Workers {
     /// Starts `n` (at least 1) worker threads named `ballast-worker-{i}`.
     pub fn start(n: usize) -> io::Result<Workers> {
         let mut w = Workers { handles: Vec::new(), stops: Vec::new(), threads: Vec::new() };
-        for i in 0..n.max(1) {
+        let n = n.max(1);
+        let cores = std::sync::Arc::new(share::Cores::new(n));
+        for i in 0..n {
+            let cores = cores.clone();
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let (stop, stopped) = oneshot::channel::<()>();
             let (ready, is_ready) = mpsc::channel();
@@ -40,6 +48,9 @@ impl Workers {
                 WORKER.with(|c| c.set(i));
                 let _ = ready.send(runtime.handle().clone());
                 runtime.block_on(async {
+                    if n > 1 {
+                        tokio::spawn(share::take_short_turns(i, cores));
+                    }
                     let _ = stopped.await;
                 });
             })?;
