@@ -16,7 +16,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERS=${PEERS_DIR:-$ROOT/../shared/bench/peers}
-ROUNDS=${ROUNDS:-3} D=${D:-5}
+ROUNDS=${ROUNDS-3} D=${D-5}
 (($# == 0)) || { echo "usage: $0 (no arguments; knobs ROUNDS and D from the environment)" >&2; exit 2; }
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a whole number of rounds, at least 1; got '$ROUNDS'" >&2; exit 2; }
 [[ $D =~ ^[1-9][0-9]*$ ]] || { echo "D must be whole seconds, at least 1; got '$D'" >&2; exit 2; }

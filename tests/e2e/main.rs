@@ -2,6 +2,7 @@
 
 mod demo_backend;
 mod autoscale;
+mod bench_scripts;
 mod bench_watch;
 mod cli;
 mod proxy;
