@@ -61,7 +61,8 @@ impl Cores {
 /// What a worker saw between two checks.
 #[derive(Debug, Clone, Copy)]
 struct Interval {
-    /// How long it asked to sleep.
+    /// The beat it was on: the check was due at most this long after the last one
+    /// (sooner when it caught up with a missed beat).
     asked: Duration,
     /// How long it was until the check ran.
     wall: Duration,
