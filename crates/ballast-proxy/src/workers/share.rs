@@ -15,8 +15,8 @@
 //! proxy's worker then wakes about 35 times a second (measured: the 20 checks and the
 //! timer wheel's own wake-ups), where it woke never without this.
 //!
-//! Measured in the peer benchmark at 2 threads (HTTP/1.1, 3 runs): p99 0.84× HAProxy's,
-//! against 1.70× without this. Checking more often made it worse (every 0.5 ms by timer;
+//! Measured in the peer benchmark at 2 threads (HTTP/1.1, 6 runs): p99 0.86× HAProxy's
+//! (median; 0.82–1.07), against 1.70× without this. Checking more often made it worse (every 0.5 ms by timer;
 //! at request starts every 0.25–1 ms, p99 14–28 ms), most likely because each
 //! `sched_yield` pushes the yielder's scheduling deadline back and frequent yields starve it.
 
