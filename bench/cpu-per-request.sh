@@ -48,32 +48,4 @@ if [[ $HAPROXY == 1 ]]; then
 fi
 for p in "${PORTS[@]}"; do wait_up "$p"; done
 
-pid_on() { ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
-TCK=$(getconf CLK_TCK)
-declare -A ALL
-for r in $(seq "$ROUNDS"); do
-  for i in "${!PORTS[@]}"; do
-    port=${PORTS[$i]} pid=$(pid_on "${PORTS[$i]}")
-    read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
-    read -r n rps failed < <(load_run "$port" "$D")
-    read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
-    errs=; ((failed == 0)) || errs="($failed failed)"
-    line=$(awk -v n="$n" -v du=$((u1 - u0)) -v ds=$((s1 - s0)) -v t="$TCK" 'BEGIN{printf "%.2f %.2f %.2f", du/t*1e6/n, ds/t*1e6/n, (du+ds)/t*1e6/n}')
-    read -r us sy tot <<<"$line"
-    printf 'round %s  %-40s rps %8.0f  user %5.2f  sys %5.2f  total %5.2f us/req %s\n' "$r" "${NAMES[$i]}" \
-      "$rps" "$us" "$sy" "$tot" "$errs"
-    ALL[$i]="${ALL[$i]:-} $tot"
-  done
-done
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
-last=$((${#PORTS[@]} - 1))
-echo "median µs/request over $ROUNDS rounds:"
-for i in "${!PORTS[@]}"; do
-  m=$(median <<<"${ALL[$i]}")
-  if [[ $HAPROXY == 1 && $i != "$last" ]]; then
-    h=$(median <<<"${ALL[$last]}")
-    printf '  %-40s %6.2f  (%.3fx HAProxy)\n' "${NAMES[$i]}" "$m" "$(awk -v a="$m" -v b="$h" 'BEGIN{print a/b}')"
-  else
-    printf '  %-40s %6.2f\n' "${NAMES[$i]}" "$m"
-  fi
-done
+VS_LAST=$HAPROXY cpu_rounds

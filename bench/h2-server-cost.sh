@@ -47,7 +47,7 @@ PIDS+=($!)
 hy_port=$(free_port)
 taskset -c 1 "$HYPER" "$hy_port" >"$RUN/hyper.log" 2>&1 &
 PIDS+=($!)
-NAMES=(haproxy hyper-h2) PORTS=("$ha_port" "$hy_port")
+NAMES=(hyper-h2 haproxy) PORTS=("$hy_port" "$ha_port")
 wait_h2() { # PORT: hyper's server here speaks HTTP/2 only (wait_up asks in HTTP/1.1)
   for _ in $(seq 100); do curl -sf --http2-prior-knowledge -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done
   echo "nothing answers h2c on :$1" >&2
@@ -55,21 +55,4 @@ wait_h2() { # PORT: hyper's server here speaks HTTP/2 only (wait_up asks in HTTP
 }
 for p in "${PORTS[@]}"; do wait_h2 "$p"; done
 
-pid_on() { ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
-TCK=$(getconf CLK_TCK)
-declare -A ALL
-for r in $(seq "$ROUNDS"); do
-  for i in "${!PORTS[@]}"; do
-    port=${PORTS[$i]} pid=$(pid_on "${PORTS[$i]}")
-    read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
-    read -r n rps failed < <(PROTO=h2c load_run "$port" "$D")
-    read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
-    ((n > 0 && failed == 0)) || { echo "round $r ${NAMES[$i]}: $n requests, $failed failed" >&2; exit 1; }
-    us=$(awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v n="$n" -v t="$TCK" 'BEGIN { printf "%.2f", (u + s) * 1e6 / t / n }')
-    printf 'round %s  %-9s rps=%-8s cpu_us/req=%s\n' "$r" "${NAMES[$i]}" "$rps" "$us"
-    ALL[$i]+="$us "
-  done
-done
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-ha=$(median <<<"${ALL[0]}") hy=$(median <<<"${ALL[1]}")
-printf 'median cpu_us/req: haproxy %s  hyper-h2 %s  (hyper-h2 / haproxy = %s)\n' "$ha" "$hy" "$(awk -v a="$hy" -v b="$ha" 'BEGIN { printf "%.2f", a / b }')"
+PROTO=h2c VS_LAST=1 cpu_rounds

@@ -1,7 +1,8 @@
-# bench/lib.sh — sourced by bench/cpu-per-request.sh, bench/instructions-per-request.sh and
-# bench/profile.sh: a scratch directory and a list of started processes, both cleaned up on
-# exit; free ports; readiness waits; the shared harness's nginx backends on ports 9101-9103
-# and an HAProxy config in front of them.
+# bench/lib.sh — sourced by bench/cpu-per-request.sh, bench/h2-server-cost.sh,
+# bench/instructions-per-request.sh and bench/profile.sh: a scratch directory and a list of
+# started processes, both cleaned up on exit; free ports; readiness waits; the shared
+# harness's nginx backends on ports 9101-9103 and an HAProxy config in front of them; load
+# runs, and rounds of them that measure the CPU each server spends per request.
 # Before sourcing, set PEERS (the harness directory) and BENCH_NAME (names the scratch
 # directory). KEEP=1 keeps the scratch directory.
 
@@ -65,4 +66,46 @@ load_run() { # PORT SECONDS
     awk '/^requests:/ { n = $8; bad = $10 + $12 } /^finished in/ { rps = $4 }
       END { print n + 0, rps + 0, bad + 0 }' <<<"$out"
   fi
+}
+
+# The PID of the process listening on PORT.
+pid_on() { ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
+
+# The median of the numbers on stdin (whitespace-separated).
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
+
+# ROUNDS alternating rounds: loads each server of the caller's arrays NAMES and PORTS in turn
+# for D seconds (load_run: PROTO picks wrk or h2load) and prints the user, system and total
+# CPU µs its process spent per request, read from /proc; then each one's median total, with
+# its ratio to the last server's when VS_LAST=1 (the scripts put HAProxy last).
+cpu_rounds() {
+  local tck r i port pid u0 s0 u1 s1 n rps failed errs us sy tot m h last
+  local -A all
+  tck=$(getconf CLK_TCK)
+  for r in $(seq "$ROUNDS"); do
+    for i in "${!PORTS[@]}"; do
+      port=${PORTS[$i]} pid=$(pid_on "${PORTS[$i]}")
+      read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+      read -r n rps failed < <(load_run "$port" "$D")
+      read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+      ((n > 0)) || { echo "round $r: ${NAMES[$i]} answered no request" >&2; return 1; }
+      errs=; ((failed == 0)) || errs="($failed failed)"
+      read -r us sy tot < <(awk -v n="$n" -v du=$((u1 - u0)) -v ds=$((s1 - s0)) -v t="$tck" \
+        'BEGIN{printf "%.2f %.2f %.2f\n", du/t*1e6/n, ds/t*1e6/n, (du+ds)/t*1e6/n}')
+      printf 'round %s  %-40s rps %8.0f  user %5.2f  sys %5.2f  total %5.2f us/req %s\n' "$r" "${NAMES[$i]}" \
+        "$rps" "$us" "$sy" "$tot" "$errs"
+      all[$i]="${all[$i]:-} $tot"
+    done
+  done
+  last=$((${#PORTS[@]} - 1))
+  echo "median µs/request over $ROUNDS rounds:"
+  for i in "${!PORTS[@]}"; do
+    m=$(median <<<"${all[$i]}")
+    if [[ ${VS_LAST:-0} == 1 && $i != "$last" ]]; then
+      h=$(median <<<"${all[$last]}")
+      printf '  %-40s %6.2f  (%.3fx %s)\n' "${NAMES[$i]}" "$m" "$(awk -v a="$m" -v b="$h" 'BEGIN{print a/b}')" "${NAMES[$last]}"
+    else
+      printf '  %-40s %6.2f\n' "${NAMES[$i]}" "$m"
+    fi
+  done
 }
