@@ -16,7 +16,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERS=${PEERS_DIR:-$ROOT/../shared/bench/peers}
-ROUNDS=${ROUNDS-3} D=${D-5}
+ROUNDS=${ROUNDS-3} D=${D-5} PROTO=h2c
 (($# == 0)) || { echo "usage: $0 (no arguments; knobs ROUNDS and D from the environment)" >&2; exit 2; }
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a whole number of rounds, at least 1; got '$ROUNDS'" >&2; exit 2; }
 [[ $D =~ ^[1-9][0-9]*$ ]] || { echo "D must be whole seconds, at least 1; got '$D'" >&2; exit 2; }
@@ -48,11 +48,6 @@ hy_port=$(free_port)
 taskset -c 1 "$HYPER" "$hy_port" >"$RUN/hyper.log" 2>&1 &
 PIDS+=($!)
 NAMES=(hyper-h2 haproxy) PORTS=("$hy_port" "$ha_port")
-wait_h2() { # PORT: hyper's server here speaks HTTP/2 only (wait_up asks in HTTP/1.1)
-  for _ in $(seq 100); do curl -sf --http2-prior-knowledge -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done
-  echo "nothing answers h2c on :$1" >&2
-  return 1
-}
-for p in "${PORTS[@]}"; do wait_h2 "$p"; done
+for p in "${PORTS[@]}"; do wait_up "$p"; done
 
-PROTO=h2c VS_LAST=1 cpu_rounds
+VS_LAST=1 cpu_rounds

@@ -18,10 +18,12 @@ trap cleanup EXIT
 # A port the OS has free right now.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# Waits until GET / on PORT answers 2xx, at most SECONDS (default 10).
+# Waits until GET / on PORT answers 2xx, at most SECONDS (default 10); asked in HTTP/2
+# (prior knowledge) when PROTO=h2c, for servers that speak nothing else.
 wait_up() { # PORT [SECONDS]
-  local tries=$((${2:-10} * 10))
-  for _ in $(seq "$tries"); do curl -sf -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done
+  local tries=$((${2:-10} * 10)) h2=()
+  [[ ${PROTO:-h1} == h2c ]] && h2=(--http2-prior-knowledge)
+  for _ in $(seq "$tries"); do curl -sf "${h2[@]}" -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done
   echo "nothing answers on :$1" >&2
   return 1
 }
@@ -36,7 +38,7 @@ start_backends() { # [CPUS]
     awk '{ if ($0=="@SERVER_9103@") print "    server { listen 127.0.0.1:9103; location / { return 200 \"ok\\n\"; } }"; else print }' >"$RUN/backends.conf"
   "${pin[@]}" nginx -e "$RUN/be.err" -p "$RUN" -c "$RUN/backends.conf" >/dev/null 2>&1 &
   PIDS+=($!)
-  wait_up 9101
+  PROTO=h1 wait_up 9101  # nginx here speaks HTTP/1.1 only
 }
 
 # Writes to OUT a one-thread HAProxy config from the harness's template, listening on PORT
